@@ -195,9 +195,7 @@ pub const MAX_DEPTH: usize = 512;
 pub(crate) fn destination_from_value(v: Value) -> Result<String, DecodeError> {
     match v {
         Value::String(s) => Ok(s),
-        Value::Array(_) | Value::Map(_) => Err(DecodeError::BadDestination {
-            found: kind_of(&v),
-        }),
+        Value::Array(_) | Value::Map(_) => Err(DecodeError::BadDestination { found: kind_of(&v) }),
         other => Ok(other
             .to_perl_string()
             .map(std::borrow::Cow::into_owned)

@@ -12,7 +12,9 @@ pub fn from_value<T: serde::de::DeserializeOwned>(value: &Value) -> Result<T, Va
 }
 
 /// Deserializes a borrowed value (strings may be borrowed from it).
-pub(crate) fn from_ref<'de, T: serde::Deserialize<'de>>(_value: &'de Value) -> Result<T, ValueError> {
+pub(crate) fn from_ref<'de, T: serde::Deserialize<'de>>(
+    _value: &'de Value,
+) -> Result<T, ValueError> {
     todo!("value deserializer")
 }
 
