@@ -60,7 +60,7 @@
 //!                     established += 1;
 //!                     assert_eq!(session.send_framing.name(), "cbor");
 //!                 }
-//!                 Event::StartTls { .. } => unreachable!("no certificates configured"),
+//!                 other => unreachable!("no certificates configured: {other:?}"),
 //!             }
 //!         }
 //!     }

@@ -55,9 +55,9 @@ pub enum Value {
     /// A byte string. In JSON it travels as a string of code points U+0000–U+00FF.
     Bytes(Vec<u8>),
     /// An array.
-    Array(Vec<Value>),
+    Array(Vec<Self>),
     /// A map, in insertion order. JSON maps have string keys; CBOR maps may have any key.
-    Map(Vec<(Value, Value)>),
+    Map(Vec<(Self, Self)>),
 }
 
 impl Value {

@@ -82,7 +82,11 @@ fn base64_decode(s: &str) -> Vec<u8> {
     };
     let mut out = Vec::new();
     for quad in s.as_bytes().chunks(4) {
-        let digits: Vec<u32> = quad.iter().filter(|&&c| c != b'=').map(|&c| value(c)).collect();
+        let digits: Vec<u32> = quad
+            .iter()
+            .filter(|&&c| c != b'=')
+            .map(|&c| value(c))
+            .collect();
         let n = digits.iter().fold(0, |acc, d| (acc << 6) | d) << (6 * (4 - digits.len()));
         for i in 0..digits.len().saturating_sub(1) {
             out.push((n >> (16 - 8 * i)) as u8);
@@ -117,7 +121,8 @@ fn replay(
     for chunk in &theirs.chunks {
         if data.is_some() {
             // After the handshake the rest belongs to the data phase.
-            data.as_mut().map(|d: &mut BytesMut| d.extend_from_slice(chunk));
+            data.as_mut()
+                .map(|d: &mut BytesMut| d.extend_from_slice(chunk));
             continue;
         }
         if let Err(e) = hs.handle_input(chunk, now) {
@@ -135,6 +140,7 @@ fn replay(
                 }
                 Some(Event::StartTls { .. }) => panic!("no TLS in this capture"),
                 Some(Event::Established(_)) => data = Some(hs.take_buffered()),
+                Some(other) => panic!("unexpected event {other:?}"),
                 None => break,
             }
         }
@@ -151,7 +157,9 @@ fn expected_handshake_bytes(ours: &Direction) -> Vec<u8> {
 
 /// The `msg N:` lines of one direction's section in a `.txt` capture, as frames.
 fn expected_messages(txt: &str, section: &str) -> Vec<Frame> {
-    let start = txt.find(section).unwrap_or_else(|| panic!("no section {section}"));
+    let start = txt
+        .find(section)
+        .unwrap_or_else(|| panic!("no section {section}"));
     let body = &txt[start + section.len()..];
     let end = body.find("\n  [").unwrap_or(body.len());
     body[..end]
@@ -159,8 +167,7 @@ fn expected_messages(txt: &str, section: &str) -> Vec<Frame> {
         .filter_map(|l| l.trim().strip_prefix("msg "))
         .map(|l| {
             let json = l.split_once(": ").unwrap().1;
-            let Value::Array(mut elements) = from_serde(serde_json::from_str(json).unwrap())
-            else {
+            let Value::Array(mut elements) = from_serde(serde_json::from_str(json).unwrap()) else {
                 panic!("message is not an array")
             };
             let port = elements.remove(0).as_str().unwrap().to_owned();
@@ -203,7 +210,10 @@ fn decode_chunks(chunks: &[Vec<u8>], first: BytesMut) -> Vec<Frame> {
         buf.extend_from_slice(chunk);
         drain(&mut buf);
     }
-    assert!(buf.iter().all(u8::is_ascii_whitespace), "undecoded bytes left");
+    assert!(
+        buf.iter().all(u8::is_ascii_whitespace),
+        "undecoded bytes left"
+    );
     frames
 }
 
@@ -239,7 +249,10 @@ fn hmac_session_as_the_listener() {
     let (_, rest) = chunks_after_handshake(&c2s);
     let frames = decode_chunks(&rest, data);
     let txt = vector("json.txt");
-    assert_eq!(frames, expected_messages(&txt, "[dialler -> listener (c2s)]"));
+    assert_eq!(
+        frames,
+        expected_messages(&txt, "[dialler -> listener (c2s)]")
+    );
     assert_eq!(frames.len(), 16);
 }
 
@@ -254,7 +267,10 @@ fn hmac_session_as_the_dialler() {
     let (_, rest) = chunks_after_handshake(&s2c);
     let frames = decode_chunks(&rest, data);
     let txt = vector("json.txt");
-    assert_eq!(frames, expected_messages(&txt, "[listener -> dialler (s2c)]"));
+    assert_eq!(
+        frames,
+        expected_messages(&txt, "[listener -> dialler (s2c)]")
+    );
     assert_eq!(frames.len(), 15);
     // Perl's float time arrives as a float.
     assert_eq!(frames[13].message[0], Value::Float(1_795_652_928.585_23));
@@ -270,7 +286,10 @@ fn cleartext_peer_accepted_by_a_listener_that_allows_it() {
     assert_eq!(sent, expected_handshake_bytes(&s2c));
     let (_, rest) = chunks_after_handshake(&c2s);
     let frames = decode_chunks(&rest, data);
-    assert_eq!(frames, expected_messages(&vector("raw.txt"), "[dialler -> listener (c2s)]"));
+    assert_eq!(
+        frames,
+        expected_messages(&vector("raw.txt"), "[dialler -> listener (c2s)]")
+    );
 }
 
 #[test]
@@ -307,10 +326,7 @@ fn tls_side(ours: &str, theirs: &str, our_role: TlsRole) {
     let v = json_vector("testvector-tls_md6_64_256.json");
     let s = |k: &str| v[k].as_str().unwrap().to_owned();
     let mut config = perl_like_config(
-        s(&format!("{ours}_greeting1"))
-            .split(';')
-            .nth(2)
-            .unwrap(),
+        s(&format!("{ours}_greeting1")).split(';').nth(2).unwrap(),
         SECRET,
     );
     config.tls = TlsMode::Enabled;
@@ -319,7 +335,11 @@ fn tls_side(ours: &str, theirs: &str, our_role: TlsRole) {
     let nonce = Nonce::from_line(&s(&format!("{ours}_greeting2"))).unwrap();
     let mut hs = Handshake::with_greeting(&config, &greeting, nonce, now);
     hs.poll_transmit().unwrap();
-    let peer_hello = format!("{}\n{}\n", s(&format!("{theirs}_greeting1")), s(&format!("{theirs}_greeting2")));
+    let peer_hello = format!(
+        "{}\n{}\n",
+        s(&format!("{theirs}_greeting1")),
+        s(&format!("{theirs}_greeting2"))
+    );
     hs.handle_input(peer_hello.as_bytes(), now).unwrap();
     assert!(matches!(hs.poll_event(), Some(Event::PeerGreeting { .. })));
     hs.accept_peer(now).unwrap();
@@ -327,7 +347,10 @@ fn tls_side(ours: &str, theirs: &str, our_role: TlsRole) {
         panic!("TLS expected")
     };
     assert_eq!(role, our_role);
-    assert!(hs.poll_transmit().is_none(), "nothing is sent before TLS is up");
+    assert!(
+        hs.poll_transmit().is_none(),
+        "nothing is sent before TLS is up"
+    );
     hs.tls_established(now).unwrap();
     let line = hs.poll_transmit().unwrap();
     assert_eq!(
@@ -364,7 +387,11 @@ fn hmac_vector_file_tokens() {
         s("listener_greeting2"),
     );
     let secret = Secret::new(s("secret"));
-    let token = |own: &[u8]| AuthMethod::HmacMd6.token(own, Some(&secret), false).unwrap();
+    let token = |own: &[u8]| {
+        AuthMethod::HmacMd6
+            .token(own, Some(&secret), false)
+            .unwrap()
+    };
     assert_eq!(token(t.own()), s("dialler_auth_recomputed"));
     assert_eq!(token(t.peer()), s("listener_auth_recomputed"));
     assert_eq!(
@@ -386,19 +413,31 @@ fn md6_vector_file_auth_lines() {
     );
     let secret = Secret::new(s("secret"));
     let line = |m: AuthMethod, own: &[u8]| {
-        format!("{};{};json", m.name(), m.token(own, Some(&secret), true).unwrap())
+        format!(
+            "{};{};json",
+            m.name(),
+            m.token(own, Some(&secret), true).unwrap()
+        )
     };
     assert_eq!(line(AuthMethod::HmacMd6, t.own()), s("node_a_auth_line"));
     assert_eq!(line(AuthMethod::HmacMd6, t.peer()), s("node_b_auth_line"));
     let tls = &v["aemp_tls_md6_64_256"];
-    assert_eq!(line(AuthMethod::TlsMd6, t.own()), tls["node_a_auth_line"].as_str().unwrap());
-    assert_eq!(line(AuthMethod::TlsMd6, t.peer()), tls["node_b_auth_line"].as_str().unwrap());
+    assert_eq!(
+        line(AuthMethod::TlsMd6, t.own()),
+        tls["node_a_auth_line"].as_str().unwrap()
+    );
+    assert_eq!(
+        line(AuthMethod::TlsMd6, t.peer()),
+        tls["node_b_auth_line"].as_str().unwrap()
+    );
     let clear = &v["aemp_cleartext"];
     let secret = Secret::new(clear["secret"].as_str().unwrap());
     assert_eq!(
         format!(
             "cleartext;{};json",
-            AuthMethod::Cleartext.token(b"", Some(&secret), false).unwrap()
+            AuthMethod::Cleartext
+                .token(b"", Some(&secret), false)
+                .unwrap()
         ),
         clear["auth_line"].as_str().unwrap()
     );
@@ -408,9 +447,11 @@ fn md6_vector_file_auth_lines() {
 #[test]
 fn pod_example_tokens() {
     let a1 = "aemp;0;anon/57Cs1CggVJjzYaQp13XXg4;tls_md6_64_256,hmac_md6_64_256,tls_anon,cleartext;json,storable;provider=AE-0.8;timeout=12;peeraddr=10.0.0.17:4040";
-    let a2 = "yLgdG1ov/02shVkVQer3wzeuywZK+oraTdEQBmIqWHaegxSGDG4g+HqogLQbvdypFOsoDWJ1Sh4ImV4DMhvUBwTK";
+    let a2 =
+        "yLgdG1ov/02shVkVQer3wzeuywZK+oraTdEQBmIqWHaegxSGDG4g+HqogLQbvdypFOsoDWJ1Sh4ImV4DMhvUBwTK";
     let b1 = "aemp;0;ruth;tls_md6_64_256,hmac_md6_64_256,tls_anon,cleartext;json,storable;provider=AE-0.8;timeout=12;peeraddr=10.0.0.1:37108";
-    let b2 = "+xMQXP8ElfNmuvEhsmcp+s2wCJOuQAsPxSg3d2Ewhs6gBnJz+ypVdWJ/wAVrXqlIJfLeVS/CBy4gEGkyWHSuVb1L";
+    let b2 =
+        "+xMQXP8ElfNmuvEhsmcp+s2wCJOuQAsPxSg3d2Ewhs6gBnJz+ypVdWJ/wAVrXqlIJfLeVS/CBy4gEGkyWHSuVb1L";
     let secret = Secret::new(
         "8ugxrtw6H5tKnfPWfaSr4HGhE8MoJXmzTT1BWq7sLutNcD0IbXprQlZjIbl7MBKoeklG3IEfY9GlJthC0pENzk",
     );
@@ -419,7 +460,11 @@ fn pod_example_tokens() {
         "21bbec58f7330e200e0ff56a96dd6451aae049a4ce6c59b4fd0b7dcc101136c7"
     );
     let t = Transcript::new(a1, a2, b1, b2);
-    let hmac = |own: &[u8]| AuthMethod::HmacMd6.token(own, Some(&secret), false).unwrap();
+    let hmac = |own: &[u8]| {
+        AuthMethod::HmacMd6
+            .token(own, Some(&secret), false)
+            .unwrap()
+    };
     let tls = |own: &[u8]| AuthMethod::TlsMd6.token(own, None, true).unwrap();
     assert_eq!(
         hmac(t.own()),
