@@ -120,10 +120,8 @@ fn replay(
     let mut data = None;
     for chunk in &theirs.chunks {
         if data.is_some() {
-            // After the handshake the rest belongs to the data phase.
-            data.as_mut()
-                .map(|d: &mut BytesMut| d.extend_from_slice(chunk));
-            continue;
+            // The rest belongs to the data phase, which the caller decodes chunk by chunk.
+            break;
         }
         if let Err(e) = hs.handle_input(chunk, now) {
             return (hs, sent, Err(e));
@@ -214,7 +212,24 @@ fn decode_chunks(chunks: &[Vec<u8>], first: BytesMut) -> Vec<Frame> {
         buf.iter().all(u8::is_ascii_whitespace),
         "undecoded bytes left"
     );
-    frames
+    frames.into_iter().map(sorted_maps).collect()
+}
+
+/// serde_json (without `preserve_order`) sorts object keys; sort ours the same way to compare.
+fn sorted_maps(frame: Frame) -> Frame {
+    fn sort(v: Value) -> Value {
+        match v {
+            Value::Array(a) => Value::Array(a.into_iter().map(sort).collect()),
+            Value::Map(m) => {
+                let mut m: Vec<(Value, Value)> = m.into_iter().map(|(k, v)| (k, sort(v))).collect();
+                m.sort_by(|a, b| a.0.as_str().cmp(&b.0.as_str()));
+                Value::Map(m)
+            }
+            other => other,
+        }
+    }
+    let elements = frame.message.into_inner().into_iter().map(sort).collect();
+    Frame::new(frame.port, Message::new(elements))
 }
 
 /// The chunks of a direction that come after the chunk holding its auth line.
