@@ -55,5 +55,22 @@ fn bench_decode(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_encode, bench_decode);
+/// The reference point of the issue's bar: serde_json parsing the same bytes into its own
+/// `Value` (no framing, no stream buffer).
+fn bench_serde_json_reference(c: &mut Criterion) {
+    let mut group = c.benchmark_group("serde_json_reference");
+    let wire = br#"["sink","0123456789"]"#;
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("small_into_serde_json_value", |b| {
+        b.iter(|| black_box(serde_json::from_slice::<serde_json::Value>(black_box(wire))))
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_encode,
+    bench_decode,
+    bench_serde_json_reference
+);
 criterion_main!(benches);
