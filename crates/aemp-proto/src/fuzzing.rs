@@ -37,9 +37,8 @@ pub fn fuzz_auth_line(data: &[u8]) {
         return;
     };
     if let Ok(a) = text.parse::<AuthLine>() {
-        if !a.method.contains(';') && !a.token.contains(';') && !a.framing.contains(';') {
-            assert_eq!(a.to_string().parse::<AuthLine>().ok(), Some(a));
-        }
+        // Fields come from splitting at ';', so they hold none and the line round-trips.
+        assert_eq!(a.to_string().parse::<AuthLine>().ok(), Some(a));
     }
 }
 

@@ -1,6 +1,11 @@
 //! Runs every fuzz body over the seed corpora committed in `fuzz/corpus/`, so the bodies stay
 //! compiled and exercised on the stable toolchain (the fuzzers themselves need `cargo fuzz`).
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers outside #[test] fns: a panic is a test failure"
+)]
+
 use std::fs;
 use std::path::Path;
 

@@ -5,6 +5,11 @@
 //! so the transcripts are the captured ones, and the auth line we compute must equal the one
 //! the Perl node sent. The other node's captured bytes are fed in their original chunks.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers outside #[test] fns: a panic is a test failure"
+)]
+
 use std::time::Instant;
 
 use aemp_proto::auth::{AuthMethod, Secret, Transcript};
