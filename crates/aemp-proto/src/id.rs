@@ -22,8 +22,15 @@ use std::sync::Arc;
 /// and not `"0"` (which Perl treats as false).
 ///
 /// Cheap to clone (reference-counted).
-#[derive(Clone, Eq, Hash, Ord, PartialEq, PartialOrd)]
+#[derive(Clone, Eq, Hash, Ord, PartialOrd)]
 pub struct NodeId(Arc<str>);
+
+impl PartialEq for NodeId {
+    fn eq(&self, other: &Self) -> bool {
+        // Clones of one ID share the allocation: the common case needs no string compare.
+        Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+    }
+}
 
 impl NodeId {
     /// Validates and wraps a node ID.
@@ -40,6 +47,11 @@ impl NodeId {
     /// The ID as a string.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// `true` if both are clones of one `NodeId` value (not merely equal strings).
+    pub fn same_allocation(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
     }
 }
 
@@ -73,11 +85,40 @@ impl AsRef<str> for NodeId {
 ///
 /// The name is opaque (it is whatever the owning node generated) but may not contain control
 /// characters. Cheap to clone.
-#[derive(Clone, Eq, Hash, Ord, PartialEq, PartialOrd)]
+#[derive(Clone)]
 pub struct PortId {
     node: NodeId,
     /// Empty for the node port.
     name: Arc<str>,
+    /// A lookup hint the owning runtime may attach (0 = none); not part of the identity.
+    hint: u64,
+}
+
+impl PartialEq for PortId {
+    fn eq(&self, other: &Self) -> bool {
+        self.node == other.node && self.name == other.name
+    }
+}
+
+impl Eq for PortId {}
+
+impl std::hash::Hash for PortId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.node.hash(state);
+        self.name.hash(state);
+    }
+}
+
+impl PartialOrd for PortId {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for PortId {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (&self.node, &self.name).cmp(&(&other.node, &other.name))
+    }
 }
 
 impl PortId {
@@ -91,7 +132,24 @@ impl PortId {
         Ok(Self {
             node,
             name: Arc::from(name),
+            hint: 0,
         })
+    }
+
+    /// Attaches a lookup hint: an opaque number the runtime that owns the port can use to
+    /// find it without parsing the name. Only that runtime should set it: a wrong hint on an
+    /// ID that shares the runtime's `NodeId` allocation misdirects messages. It does not take part in equality, hashing,
+    /// ordering or display, and IDs parsed from text carry none (0).
+    #[doc(hidden)]
+    #[must_use]
+    pub fn with_hint(mut self, hint: u64) -> Self {
+        self.hint = hint;
+        self
+    }
+
+    /// The lookup hint attached by [`with_hint`](Self::with_hint), or 0.
+    pub fn hint(&self) -> u64 {
+        self.hint
     }
 
     /// The node port of `node` (its ID is the bare node ID).
@@ -99,6 +157,7 @@ impl PortId {
         Self {
             node,
             name: Arc::from(""),
+            hint: 0,
         }
     }
 

@@ -26,6 +26,8 @@ use std::borrow::Cow;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 
+use smallvec::SmallVec;
+
 mod de;
 mod ser;
 
@@ -329,13 +331,32 @@ impl<T: Into<Self>> From<Option<T>> for Value {
 /// One AEMP message: the elements that follow the destination port.
 ///
 /// A message dereferences to `[Value]`, so `msg[0]` is its first element (usually the tag).
+/// Up to [`Message::INLINE`] elements are stored inline, so a small message of scalars costs
+/// no heap allocation.
+///
+/// ```
+/// use aemp_proto::{Message, Value};
+/// let mut msg = Message::from(vec![Value::from("tag")]);
+/// msg.push(Value::from(1));
+/// assert_eq!(msg.len(), 2);
+/// let elements: Vec<Value> = msg.into_inner();
+/// assert_eq!(elements[1], Value::from(1));
+/// ```
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Message(pub Vec<Value>);
+pub struct Message(SmallVec<[Value; Message::INLINE]>);
 
 impl Message {
+    /// How many elements a message holds without a heap allocation.
+    pub const INLINE: usize = 2;
+
     /// Creates a message from its elements.
     pub fn new(elements: Vec<Value>) -> Self {
-        Self(elements)
+        Self(SmallVec::from_vec(elements))
+    }
+
+    /// An empty message.
+    pub fn empty() -> Self {
+        Self(SmallVec::new())
     }
 
     /// Builds a message from any value that serializes as a sequence (a tuple, array or `Vec`).
@@ -345,7 +366,7 @@ impl Message {
     /// Returns [`ValueError`] if `value` does not serialize to an array.
     pub fn from_serialize<T: serde::Serialize + ?Sized>(value: &T) -> Result<Self, ValueError> {
         match to_value(value)? {
-            Value::Array(elements) => Ok(Self(elements)),
+            Value::Array(elements) => Ok(Self::new(elements)),
             other => Err(ValueError::NotAnArray(kind_of(&other))),
         }
     }
@@ -374,14 +395,29 @@ impl Message {
             .decode()
     }
 
-    /// The elements.
+    /// Appends an element.
+    pub fn push(&mut self, value: Value) {
+        self.0.push(value);
+    }
+
+    /// Appends elements.
+    pub fn extend(&mut self, values: impl IntoIterator<Item = Value>) {
+        self.0.extend(values);
+    }
+
+    /// Removes and returns the first element (`None` if empty). Linear in the length.
+    pub fn take_first(&mut self) -> Option<Value> {
+        (!self.0.is_empty()).then(|| self.0.remove(0))
+    }
+
+    /// The elements as a `Vec`.
     pub fn into_inner(self) -> Vec<Value> {
-        self.0
+        self.0.into_vec()
     }
 }
 
 impl Deref for Message {
-    type Target = Vec<Value>;
+    type Target = [Value];
 
     fn deref(&self) -> &Self::Target {
         &self.0
@@ -396,7 +432,42 @@ impl DerefMut for Message {
 
 impl From<Vec<Value>> for Message {
     fn from(v: Vec<Value>) -> Self {
+        Self::new(v)
+    }
+}
+
+impl<const N: usize> From<[Value; N]> for Message {
+    /// Builds a message from an array of values, inline when it fits.
+    fn from(values: [Value; N]) -> Self {
+        let mut v = SmallVec::new();
+        for value in values {
+            v.push(value);
+        }
         Self(v)
+    }
+}
+
+impl FromIterator<Value> for Message {
+    fn from_iter<I: IntoIterator<Item = Value>>(iter: I) -> Self {
+        Self(iter.into_iter().collect())
+    }
+}
+
+impl IntoIterator for Message {
+    type Item = Value;
+    type IntoIter = smallvec::IntoIter<[Value; Message::INLINE]>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a Message {
+    type Item = &'a Value;
+    type IntoIter = std::slice::Iter<'a, Value>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
     }
 }
 

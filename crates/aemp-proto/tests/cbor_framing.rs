@@ -41,7 +41,7 @@ fn decode_as_element(item: &[u8]) -> Result<Value, DecodeError> {
     assert!(buf.is_empty());
     assert_eq!(frame.port, "");
     assert_eq!(frame.message.len(), 1);
-    Ok(frame.message.0.into_iter().next().expect("one element"))
+    Ok(frame.message.into_iter().next().expect("one element"))
 }
 
 /// Checks one Appendix A example through both the frame decoder and `decode_value`.

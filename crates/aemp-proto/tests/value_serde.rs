@@ -386,7 +386,7 @@ fn message_from_serialize_and_decode() {
         .decode()
         .unwrap();
     assert_eq!(pair, ("d".to_owned(), Meters(2.0)));
-    assert_eq!(msg.decode::<Vec<Value>>().unwrap(), msg.0);
+    assert_eq!(msg.decode::<Vec<Value>>().unwrap(), msg.to_vec());
     assert_eq!(
         Message::from_serialize(&7_u8).unwrap_err(),
         ValueError::NotAnArray("integer")

@@ -1,10 +1,80 @@
-//! aemp: AnyEvent::MP for Rust.
+//! aemp: AnyEvent::MP for Rust — nodes, ports, monitors and spawn, speaking the AEMP 1.30
+//! wire protocol.
 //!
-//! The runtime (nodes, ports, monitors, spawn, transport) is being built on top of
-//! [`aemp_proto`], which holds the wire protocol. Until it lands, this crate re-exports the
-//! protocol types that programs already use.
+//! A [`Node`] owns ports. A port receives messages through a callback ([`Node::port`],
+//! [`Node::receive`]) or a [`Mailbox`]. Messages are arrays of dynamic [`Value`]s
+//! ([`Message`]). Ports die by [`Node::kill`] or by a failing callback, and monitors
+//! ([`Node::monitor`] and friends) learn why. All callbacks of a node run one at a time on its
+//! dispatcher, in message order, so they need no locks.
+//!
+//! # Getting started
+//!
+//! ```
+//! use aemp::{Message, Node, Reason};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let node = Node::builder().id("example").start()?;
+//!
+//! // A port that answers pings, found by name.
+//! let n = node.clone();
+//! let ponger = node.new_port();
+//! node.receive(&ponger, "ping", move |msg: Message| {
+//!     let reply: aemp::PortId = msg.decode_element(1)?;
+//!     n.send(&reply, Message::new(vec!["pong".into()]));
+//!     Ok::<_, aemp::ValueError>(())
+//! })?;
+//! node.register("ponger", &ponger);
+//!
+//! // Ask it from a mailbox, and watch it die.
+//! let mut inbox = node.mailbox();
+//! let target = node.lookup("ponger").expect("registered");
+//! node.send(&target, Message::from_serialize(&("ping", inbox.port()))?);
+//! assert_eq!(inbox.recv().await.expect("reply")[0], "pong".into());
+//!
+//! let (tx, rx) = tokio::sync::oneshot::channel();
+//! node.monitor(&target, move |reason| drop(tx.send(reason))).detach();
+//! node.kill(&target, Reason::die("enough"))?;
+//! assert_eq!(rx.await?.tag(), Some("die"));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Layout
+//!
+//! - `node`: [`Node`], [`NodeBuilder`]: creating ports, sending, killing, monitoring, spawn.
+//! - `port`: [`Flow`], [`IntoFlow`], [`Pattern`]: what callbacks return and match.
+//! - `monitor`: [`Reason`], [`MonitorGuard`].
+//! - `mailbox`: [`Mailbox`].
+//! - `dispatch`: the per-node dispatcher (private).
+//! - `kernel`: the node port's requests (private).
+//!
+//! # Feature flags
+//!
+//! None yet.
 
 #![warn(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
 
-pub use aemp_proto::{Message, NodeId, PortId, Value};
+mod dispatch;
+mod error;
+mod kernel;
+mod mailbox;
+mod monitor;
+mod node;
+mod port;
+
+pub use aemp_proto::{Message, NodeId, PortId, Value, ValueError};
+pub use error::{CallError, KillError, NodeError, PortError, RecvError, SpawnError};
+pub use kernel::EVAL_REFUSED;
+pub use mailbox::Mailbox;
+pub use monitor::{MonitorGuard, Origin, Reason};
+pub use node::{Node, NodeBuilder};
+pub use port::{Flow, IntoFlow, Pattern};
+
+/// The port whose code is running (AEMP's `$SELF`): inside a callback, a spawn init or a
+/// `psub`; `None` elsewhere.
+#[allow(non_snake_case)]
+pub fn self_port() -> Option<PortId> {
+    dispatch::with_any_active(|a| a.current_port()).flatten()
+}

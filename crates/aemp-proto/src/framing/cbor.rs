@@ -733,7 +733,7 @@ impl<'a> Parser<'a> {
                 }
                 Frame {
                     port,
-                    message: Message(elements),
+                    message: Message::new(elements),
                 }
             }
         } else if head.arg == 0 {
@@ -746,7 +746,7 @@ impl<'a> Parser<'a> {
             }
             Frame {
                 port,
-                message: Message(elements),
+                message: Message::new(elements),
             }
         };
         Ok(frame)

@@ -365,7 +365,7 @@ fn parse_frame(text: &[u8]) -> Result<Frame, DecodeError> {
         }
         Frame {
             port,
-            message: Message(elements),
+            message: Message::new(elements),
         }
     };
     p.skip_ws();

@@ -1,0 +1,594 @@
+//! The node's dispatcher: one task that owns the port table and runs every callback of the
+//! node, one at a time, in the order the work was issued (reference §2.10, §2.15).
+//!
+//! # How it works
+//!
+//! The dispatcher task owns a [`Core`]: the port table and the monitors. Work arrives as
+//! [`Job`]s in one FIFO. While the dispatcher runs a batch of jobs, that FIFO sits in a
+//! thread-local ([`Active`]), so code inside a callback queues a send with one thread-local
+//! access and no lock. Code on other threads or tasks injects jobs through the node's
+//! channel; the dispatcher drains it between batches.
+//!
+//! User code never touches the port table. Operations that change it from inside a callback
+//! (creating a port, `receive`, `monitor`, ...) are *control* jobs that the dispatcher applies
+//! as soon as the callback returns, before the next message: to every later message they look
+//! immediate. Deliveries, kills and spawn inits share the FIFO, so their order is the order
+//! they were issued, and a send from inside a callback never runs the receiver re-entrantly.
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+
+use aemp_proto::{Message, PortId};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use crate::kernel;
+use crate::monitor::{Action, Reason};
+use crate::node::{InitFn, LocalKey, Node, Shared};
+use crate::port::{Behaviour, Callback, Outcome, Pattern};
+
+/// Work for the dispatcher.
+pub(crate) enum Job {
+    /// Deliver a message to a port named by this node.
+    Deliver { key: u64, msg: Message },
+    /// Deliver a message to a port whose name another node chose (a remote spawn). Boxed to
+    /// keep `Job` small: every job is moved through the FIFO.
+    DeliverNamed(Box<(PortId, Message)>),
+    /// Create a port.
+    Install { key: u64, behaviour: Behaviour },
+    /// Kill a port (always deferred, reference §2.10).
+    Kill { port: PortId, reason: Reason },
+    /// Run a spawn init function for a new port.
+    Spawn(Box<SpawnJob>),
+    /// Run user code, in a port's context if `port` is set (timers, `psub`).
+    User { port: Option<u64>, f: UserFn },
+    /// Bookkeeping on the core.
+    Run(Box<dyn FnOnce(&mut Core) + Send>),
+}
+
+/// A spawn waiting to run its init function.
+pub(crate) struct SpawnJob {
+    pub(crate) key: u64,
+    pub(crate) init: Option<InitFn>,
+    pub(crate) name: String,
+    pub(crate) args: Message,
+}
+
+/// User code run by the dispatcher; an error kills its port with `die`.
+pub(crate) type UserFn = Box<dyn FnOnce() -> Result<(), String> + Send>;
+
+/// The part of a dispatcher that code inside callbacks reaches through the thread-local.
+pub(crate) struct Active {
+    /// Identifies the node (compared by pointer).
+    shared: Arc<Shared>,
+    /// Pending work in issue order.
+    queue: VecDeque<Job>,
+    /// Table changes requested by the running code, applied when it returns.
+    control: Vec<Job>,
+    /// The name of the running port (`SELF`) if another node chose it; the key is in
+    /// [`CURRENT`].
+    current_name: Option<Arc<str>>,
+}
+
+thread_local! {
+    /// The active part of the dispatcher running on this thread, during a batch.
+    static ACTIVE: RefCell<Option<Box<Active>>> = const { RefCell::new(None) };
+    /// Set when `Active::control` has work, so the dispatcher checks it without a borrow.
+    static CONTROL_PENDING: Cell<bool> = const { Cell::new(false) };
+    /// The key of the port whose code runs (`SELF`); 0 for none (keys start at 1).
+    static CURRENT: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Runs `f` on the active part of `shared`'s dispatcher, if it is running on this thread
+/// (that is, we are inside one of its callbacks).
+pub(crate) fn with_active<R>(shared: &Arc<Shared>, f: impl FnOnce(&mut Active) -> R) -> Option<R> {
+    ACTIVE.with(|cell| {
+        let mut guard = cell.try_borrow_mut().ok()?;
+        let active = guard.as_deref_mut()?;
+        Arc::ptr_eq(&active.shared, shared).then(|| f(active))
+    })
+}
+
+/// Queues `job` at the end of `shared`'s FIFO if its dispatcher is running on this thread;
+/// gives the job back otherwise.
+pub(crate) fn try_push(shared: &Arc<Shared>, job: Job) -> Result<(), Job> {
+    ACTIVE.with(|cell| {
+        let Ok(mut guard) = cell.try_borrow_mut() else {
+            return Err(job);
+        };
+        match guard.as_deref_mut() {
+            Some(active) if Arc::ptr_eq(&active.shared, shared) => {
+                active.queue.push_back(job);
+                Ok(())
+            }
+            _ => Err(job),
+        }
+    })
+}
+
+/// Runs `f` on whatever dispatcher is running on this thread.
+pub(crate) fn with_any_active<R>(f: impl FnOnce(&mut Active) -> R) -> Option<R> {
+    ACTIVE.with(|cell| {
+        let mut guard = cell.try_borrow_mut().ok()?;
+        guard.as_deref_mut().map(f)
+    })
+}
+
+impl Active {
+    /// Queues work at the end of the FIFO.
+    pub(crate) fn push(&mut self, job: Job) {
+        self.queue.push_back(job);
+    }
+
+    /// Queues a table change to apply when the running code returns.
+    pub(crate) fn control(&mut self, job: Job) {
+        self.control.push(job);
+        CONTROL_PENDING.set(true);
+    }
+
+    /// `SELF`.
+    pub(crate) fn current_port(&self) -> Option<PortId> {
+        let key = CURRENT.get();
+        (key != 0).then(|| self.shared.port_id(key, self.current_name.as_deref()))
+    }
+
+    /// The node whose dispatcher this is.
+    pub(crate) fn node(&self) -> Node {
+        Node {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// The state owned by a node's dispatcher task.
+pub(crate) struct Core {
+    /// The node this core belongs to.
+    pub(crate) node: Node,
+    /// The FIFO and friends; `None` while a batch runs (then it is in the thread-local).
+    active: Option<Box<Active>>,
+    /// Live local ports. The node port is not in here; it is the kernel.
+    ports: HashMap<u64, Entry, BuildHasherDefault<KeyHasher>>,
+    /// Keys of ports whose names another node chose (remote spawns).
+    foreign: HashMap<Arc<str>, u64>,
+    /// The port a running spawn init may create with `receive` on `SELF`.
+    spawning: Option<u64>,
+    /// The dispatcher's private batch queue, kept between batches for its allocation.
+    spare: VecDeque<Job>,
+}
+
+/// One live port.
+struct Entry {
+    behaviour: Behaviour,
+    /// Monitors, by id, in registration order.
+    monitors: Vec<(u64, Action)>,
+    /// The name, if another node chose it (else it is derived from the key).
+    name: Option<Arc<str>>,
+    /// Whether `register` gave it a name (so its death must clean the registry).
+    registered: bool,
+}
+
+/// A change to a port's `receive` table.
+pub(crate) enum RcvChange {
+    Add(Pattern, Callback),
+    Default(Callback),
+    Remove(Pattern),
+    Replace(Callback),
+}
+
+impl Core {
+    pub(crate) fn new(node: Node) -> Self {
+        let active = Box::new(Active {
+            shared: node.shared.clone(),
+            queue: VecDeque::new(),
+            control: Vec::new(),
+            current_name: None,
+        });
+        Self {
+            node,
+            active: Some(active),
+            ports: HashMap::default(),
+            foreign: HashMap::new(),
+            spawning: None,
+            spare: VecDeque::new(),
+        }
+    }
+
+    /// Queues work at the end of the FIFO (from the dispatcher's own code).
+    pub(crate) fn push(&mut self, job: Job) {
+        match &mut self.active {
+            Some(active) => active.queue.push_back(job),
+            None => ACTIVE.with(|cell| {
+                if let Some(active) = cell.borrow_mut().as_deref_mut() {
+                    active.queue.push_back(job);
+                }
+            }),
+        }
+    }
+
+    /// Takes a job injected from another thread.
+    fn accept(&mut self, job: Job) {
+        match job {
+            // A port created elsewhere exists from the moment its creator has its ID, so
+            // anything issued after the creation finds it, whatever path it took.
+            Job::Install { key, behaviour } => self.install(key, None, behaviour),
+            other => self.push(other),
+        }
+    }
+
+    fn is_idle(&self) -> bool {
+        self.active
+            .as_ref()
+            .is_none_or(|a| a.queue.is_empty() && a.control.is_empty())
+    }
+
+    /// Resolves a local port ID to its key.
+    fn key(&self, port: &PortId) -> Option<u64> {
+        match self.node.shared.local_key(port) {
+            LocalKey::Own(key) => Some(key),
+            LocalKey::Foreign => self.foreign.get(port.name()).copied(),
+            LocalKey::NodePort | LocalKey::Remote => None,
+        }
+    }
+
+    fn port_id(&self, key: u64) -> PortId {
+        let foreign = self.ports.get(&key).and_then(|e| e.name.clone());
+        self.node.shared.port_id(key, foreign.as_deref())
+    }
+
+    pub(crate) fn install(&mut self, key: u64, name: Option<Arc<str>>, behaviour: Behaviour) {
+        if let Some(name) = &name {
+            self.foreign.insert(name.clone(), key);
+        }
+        self.ports.insert(
+            key,
+            Entry {
+                behaviour,
+                monitors: Vec::new(),
+                name,
+                registered: false,
+            },
+        );
+    }
+
+    /// Sends a message to any port, local or remote, in issue order.
+    pub(crate) fn route(&mut self, port: &PortId, msg: Message) {
+        match self.node.shared.local_key(port) {
+            LocalKey::Own(key) => self.push(Job::Deliver { key, msg }),
+            LocalKey::Foreign => self.push(Job::DeliverNamed(Box::new((port.clone(), msg)))),
+            LocalKey::NodePort => self.push(Job::Run(Box::new(move |core: &mut Self| {
+                kernel::handle(core, msg);
+            }))),
+            LocalKey::Remote => self.node.shared.send_remote(port, msg),
+        }
+    }
+
+    /// Changes a port's `receive` table; `false` if the port does not exist.
+    pub(crate) fn change(&mut self, port: &PortId, change: RcvChange) -> bool {
+        let Some(key) = self.key(port) else {
+            return false;
+        };
+        if !self.ports.contains_key(&key) && self.spawning == Some(key) {
+            // A spawn init calling `receive` on SELF creates its port (reference §2.11).
+            self.install(key, None, Behaviour::Empty);
+        }
+        let Some(entry) = self.ports.get_mut(&key) else {
+            return false;
+        };
+        let b = &mut entry.behaviour;
+        match change {
+            RcvChange::Add(p, cb) => b.add_rule(p, cb),
+            RcvChange::Default(cb) => b.set_default(cb),
+            RcvChange::Remove(p) => b.remove_rules(&p),
+            RcvChange::Replace(cb) => *b = Behaviour::Callback(cb),
+        }
+        true
+    }
+
+    /// Adds a monitor; fires it at once with `no_such_port` if the port does not exist.
+    pub(crate) fn monitor(&mut self, port: &PortId, id: u64, action: Action) {
+        if !self.node.shared.is_local(port) {
+            // Until the transport exists, a remote port is unreachable: monitors fire as they
+            // would after the connect timeout.
+            self.fire(
+                action,
+                Reason::transport_error(port.node(), "unable to connect"),
+            );
+            return;
+        }
+        match self.key(port).and_then(|k| self.ports.get_mut(&k)) {
+            Some(entry) => entry.monitors.push((id, action)),
+            None => self.fire(action, Reason::no_such_port(port)),
+        }
+    }
+
+    pub(crate) fn unmonitor(&mut self, port: &PortId, id: u64) {
+        if let Some(entry) = self.key(port).and_then(|k| self.ports.get_mut(&k)) {
+            entry.monitors.retain(|(m, _)| *m != id);
+        }
+    }
+
+    /// Marks a port as registered under a name; `false` if it does not exist.
+    pub(crate) fn mark_registered(&mut self, port: &PortId) -> bool {
+        match self.key(port).and_then(|k| self.ports.get_mut(&k)) {
+            Some(entry) => {
+                entry.registered = true;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Kills a local port now (the deferred kill job, or a callback that failed).
+    pub(crate) fn kill_now(&mut self, key: u64, reason: Reason) {
+        let id = self.port_id(key);
+        let Some(mut entry) = self.ports.remove(&key) else {
+            return;
+        };
+        if let Some(name) = &entry.name {
+            self.foreign.remove(name);
+        }
+        if entry.registered {
+            self.node.shared.unregister_port(&id);
+        }
+        if entry.monitors.is_empty() && !reason.is_normal() {
+            tracing::info!(port = %id, %reason, "unmonitored local port died");
+        }
+        for (_, action) in std::mem::take(&mut entry.monitors) {
+            self.fire(action, reason.clone());
+        }
+        // Dropping the callbacks runs user `Drop` code, which may call the API: fine here,
+        // nothing is borrowed.
+        drop(entry);
+    }
+
+    /// Carries out a monitor's action.
+    pub(crate) fn fire(&mut self, action: Action, reason: Reason) {
+        match action {
+            Action::Callback(f) => self.run_user(
+                None,
+                Box::new(move || {
+                    f(reason);
+                    Ok(())
+                }),
+            ),
+            Action::Kill(port) => {
+                if !reason.is_normal() {
+                    self.push(Job::Kill { port, reason });
+                }
+            }
+            Action::Send(port, mut msg) => {
+                msg.extend(reason.into_values());
+                self.route(&port, msg);
+            }
+        }
+    }
+
+    /// Runs one job (outside any thread-local borrow).
+    fn run_job(&mut self, job: Job) {
+        match job {
+            Job::Deliver { key, msg } => self.deliver(key, msg),
+            Job::DeliverNamed(named) => match self.foreign.get(named.0.name()) {
+                Some(&key) => {
+                    let name = self.ports.get(&key).and_then(|e| e.name.clone());
+                    set_current(Some(key), name);
+                    self.deliver(key, named.1);
+                }
+                None => {
+                    let port = &named.0;
+                    tracing::debug!(%port, "message to a port that does not exist; dropped");
+                }
+            },
+            Job::Install { key, behaviour } => self.install(key, None, behaviour),
+            Job::Kill { port, reason } => match self.key(&port) {
+                Some(key) => self.kill_now(key, reason),
+                None => tracing::debug!(%port, "kill of a port that does not exist"),
+            },
+            Job::Spawn(job) => {
+                let SpawnJob {
+                    key,
+                    init,
+                    name,
+                    args,
+                } = *job;
+                self.spawn(key, init, &name, args);
+            }
+            Job::User { port, f } => self.run_user(port, f),
+            Job::Run(f) => f(self),
+        }
+    }
+
+    #[inline]
+    fn deliver(&mut self, key: u64, msg: Message) {
+        let Some(entry) = self.ports.get_mut(&key) else {
+            tracing::debug!(key, "message to a port that does not exist; dropped");
+            return;
+        };
+        let outcome = catch_unwind(AssertUnwindSafe(|| entry.behaviour.handle(msg)))
+            .unwrap_or_else(|panic| Outcome::Die(panic_text(&panic)));
+        match outcome {
+            Outcome::Continue => {}
+            Outcome::Done => {
+                self.apply_control();
+                self.kill_now(key, Reason::normal());
+            }
+            Outcome::Die(text) => {
+                self.apply_control();
+                self.kill_now(key, Reason::die(text));
+            }
+        }
+    }
+
+    /// Runs a spawn init in the new port's context (reference §2.11).
+    fn spawn(&mut self, key: u64, init: Option<InitFn>, name: &str, args: Message) {
+        let Some(init) = init else {
+            tracing::warn!(init = name, "spawn of an unknown init function");
+            return;
+        };
+        self.spawning = Some(key);
+        let previous = set_current(Some(key), None);
+        let result = catch_unwind(AssertUnwindSafe(|| init(args)))
+            .unwrap_or_else(|panic| Err(panic_text(&panic)));
+        set_current(previous.0, previous.1);
+        // The init's `receive` calls create the port: apply them while it may.
+        self.apply_control();
+        self.spawning = None;
+        if let Err(text) = result {
+            self.kill_now(key, Reason::die(text));
+        }
+    }
+
+    /// Runs user code with `SELF` set; an error or panic kills that port with `die`.
+    pub(crate) fn run_user(&mut self, port: Option<u64>, f: UserFn) {
+        let previous = set_current(port, None);
+        let result =
+            catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|panic| Err(panic_text(&panic)));
+        set_current(previous.0, previous.1);
+        if let Err(text) = result {
+            match port {
+                Some(key) => {
+                    self.apply_control();
+                    self.kill_now(key, Reason::die(text));
+                }
+                None => tracing::error!(error = text, "callback outside any port failed"),
+            }
+        }
+    }
+
+    /// Applies the table changes requested by code that just ran.
+    #[inline]
+    fn apply_control(&mut self) {
+        if CONTROL_PENDING.replace(false) {
+            self.apply_pending_control();
+        }
+    }
+
+    #[cold]
+    fn apply_pending_control(&mut self) {
+        loop {
+            let control = ACTIVE.with(|cell| {
+                cell.borrow_mut()
+                    .as_deref_mut()
+                    .map(|a| std::mem::take(&mut a.control))
+                    .unwrap_or_default()
+            });
+            if control.is_empty() {
+                return;
+            }
+            for job in control {
+                self.run_job(job);
+            }
+        }
+    }
+}
+
+/// Sets `SELF` on this thread's dispatcher; returns the previous value.
+fn set_current(key: Option<u64>, name: Option<Arc<str>>) -> (Option<u64>, Option<Arc<str>>) {
+    let previous_key = CURRENT.replace(key.unwrap_or(0));
+    let previous_name = with_any_active(|a| std::mem::replace(&mut a.current_name, name)).flatten();
+    ((previous_key != 0).then_some(previous_key), previous_name)
+}
+
+/// How many jobs a dispatcher runs before it lets other tasks on its thread run.
+const BATCH: usize = 4096;
+
+/// The dispatcher task: runs until every handle to the node's channel is gone.
+pub(crate) async fn run(mut core: Core, mut rx: UnboundedReceiver<Job>) {
+    loop {
+        while let Ok(job) = rx.try_recv() {
+            core.accept(job);
+        }
+        if core.is_idle() {
+            match rx.recv().await {
+                Some(job) => core.accept(job),
+                None => return,
+            }
+            continue;
+        }
+        run_batch(&mut core);
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Parks the FIFO in the thread-local and runs up to [`BATCH`] jobs.
+///
+/// Jobs are taken from the shared FIFO a whole queue at a time (the two queues are swapped,
+/// keeping both allocations), so running a job costs no thread-local borrow; what the jobs
+/// queue meanwhile lands in the shared FIFO, behind them.
+fn run_batch(core: &mut Core) {
+    let Some(active) = core.active.take() else {
+        return;
+    };
+    ACTIVE.with(|cell| *cell.borrow_mut() = Some(active));
+    let mut local = std::mem::take(&mut core.spare);
+    let mut budget = BATCH;
+    while budget > 0 {
+        core.apply_control();
+        let Some(job) = local.pop_front() else {
+            let refilled = ACTIVE.with(|cell| {
+                let mut guard = cell.borrow_mut();
+                guard.as_deref_mut().is_some_and(|a| {
+                    std::mem::swap(&mut local, &mut a.queue);
+                    !local.is_empty()
+                })
+            });
+            if refilled {
+                continue;
+            }
+            break;
+        };
+        budget -= 1;
+        if let Job::Deliver { key, .. } = &job {
+            // SELF for the callback about to run; other jobs set their own.
+            CURRENT.set(*key);
+        } else {
+            CURRENT.set(0);
+        }
+        core.run_job(job);
+    }
+    core.apply_control();
+    CURRENT.set(0);
+    let mut active = ACTIVE.with(|cell| cell.borrow_mut().take());
+    if let Some(a) = active.as_deref_mut() {
+        if !local.is_empty() {
+            // Out of budget: what is left is older than what was queued meanwhile.
+            local.append(&mut a.queue);
+            std::mem::swap(&mut local, &mut a.queue);
+        }
+    }
+    core.spare = local;
+    core.active = active;
+}
+
+/// The text of a panic payload, as Perl's `die` message would be.
+pub(crate) fn panic_text(panic: &Box<dyn Any + Send>) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "callback panicked".to_owned()
+    }
+}
+
+/// A hasher for port keys: they are counters, so one multiplication spreads them well.
+#[derive(Default)]
+pub(crate) struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
