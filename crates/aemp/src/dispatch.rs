@@ -109,6 +109,12 @@ pub(crate) fn try_push(shared: &Arc<Shared>, job: Job) -> Result<(), Job> {
     })
 }
 
+/// The key of the port whose code runs on this thread (`SELF`), if any.
+pub(crate) fn current_key() -> Option<u64> {
+    let key = CURRENT.get();
+    (key != 0).then_some(key)
+}
+
 /// Runs `f` on whatever dispatcher is running on this thread.
 pub(crate) fn with_any_active<R>(f: impl FnOnce(&mut Active) -> R) -> Option<R> {
     ACTIVE.with(|cell| {
@@ -118,11 +124,6 @@ pub(crate) fn with_any_active<R>(f: impl FnOnce(&mut Active) -> R) -> Option<R> 
 }
 
 impl Active {
-    /// Queues work at the end of the FIFO.
-    pub(crate) fn push(&mut self, job: Job) {
-        self.queue.push_back(job);
-    }
-
     /// Queues a table change to apply when the running code returns.
     pub(crate) fn control(&mut self, job: Job) {
         self.control.push(job);
@@ -296,6 +297,10 @@ impl Core {
                 action,
                 Reason::transport_error(port.node(), "unable to connect"),
             );
+            return;
+        }
+        if port.is_node_port() {
+            // Our own node port lives as long as the node: the monitor can never fire.
             return;
         }
         match self.key(port).and_then(|k| self.ports.get_mut(&k)) {

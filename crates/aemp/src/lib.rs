@@ -48,6 +48,9 @@
 //! - `mailbox`: [`Mailbox`].
 //! - `dispatch`: the per-node dispatcher (private).
 //! - `kernel`: the node port's requests (private).
+//! - `time`: [`Node::after`], [`Node::call`], [`Node::psub`], [`Timer`].
+//! - [`prelude`]: AEMP's short names (`snd`, `rcv`, `mon`, `kil`, `port`, `psub`, `spawn`,
+//!   `cal`, `after`, `SELF`, `NODE`) and the [`msg!`] macro.
 //!
 //! # Feature flags
 //!
@@ -63,6 +66,8 @@ mod mailbox;
 mod monitor;
 mod node;
 mod port;
+pub mod prelude;
+mod time;
 
 pub use aemp_proto::{Message, NodeId, PortId, Value, ValueError};
 pub use error::{CallError, KillError, NodeError, PortError, RecvError, SpawnError};
@@ -71,6 +76,7 @@ pub use mailbox::Mailbox;
 pub use monitor::{MonitorGuard, Origin, Reason};
 pub use node::{Node, NodeBuilder};
 pub use port::{Flow, IntoFlow, Pattern};
+pub use time::{CallResult, Timer};
 
 /// The port whose code is running (AEMP's `$SELF`): inside a callback, a spawn init or a
 /// `psub`; `None` elsewhere.

@@ -122,6 +122,7 @@ impl NodeBuilder {
         };
         let core = Core::new(node.clone());
         runtime.spawn(dispatch::run(core, rx));
+        crate::prelude::offer_default(&node);
         Ok(node)
     }
 }
@@ -455,7 +456,7 @@ impl Node {
     }
 
     /// Queues work at the end of the node's FIFO (directly from inside a callback).
-    fn enqueue(&self, job: Job) {
+    pub(crate) fn enqueue(&self, job: Job) {
         if let Err(job) = dispatch::try_push(&self.shared, job) {
             self.inject(job);
         }
@@ -553,7 +554,6 @@ impl Shared {
         tracing::debug!(%port, init, "no connection to the target node; spawn dropped");
     }
 
-    pub(crate) fn unmonitor_remote(&self, _port: &PortId, _id: u64) {}
 }
 
 /// Decodes the base-62 counter of a generated port name.
