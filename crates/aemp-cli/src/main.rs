@@ -1,5 +1,42 @@
-//! The `aemp` command-line tool.
+//! The `aemp` command-line tool: benchmarks today; profiles, nodes and network commands as
+//! the runtime grows. Argument parsing and output only — the work is done by the library.
 
-fn main() {
-    println!("aemp {}", env!("CARGO_PKG_VERSION"));
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
+
+/// aemp — AnyEvent::MP for Rust.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Measure aemp's performance.
+    ///
+    /// Example: `aemp bench local --json`
+    Bench(cmd::bench::Args),
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Bench(args) => cmd::bench::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("aemp: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -59,6 +59,8 @@
 #![warn(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
 
+#[doc(hidden)]
+pub mod bench;
 mod dispatch;
 mod error;
 mod kernel;
