@@ -22,8 +22,15 @@ use std::sync::Arc;
 /// and not `"0"` (which Perl treats as false).
 ///
 /// Cheap to clone (reference-counted).
-#[derive(Clone, Eq, Hash, Ord, PartialOrd)]
+#[derive(Clone, Eq, Ord, PartialOrd)]
 pub struct NodeId(Arc<str>);
+
+impl std::hash::Hash for NodeId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // Consistent with `PartialEq`: equal IDs have equal strings.
+        self.0.hash(state);
+    }
+}
 
 impl PartialEq for NodeId {
     fn eq(&self, other: &Self) -> bool {

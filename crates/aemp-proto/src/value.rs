@@ -343,11 +343,11 @@ impl<T: Into<Self>> From<Option<T>> for Value {
 /// assert_eq!(elements[1], Value::from(1));
 /// ```
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Message(SmallVec<[Value; Message::INLINE]>);
+pub struct Message(SmallVec<[Value; INLINE]>);
 
 impl Message {
     /// How many elements a message holds without a heap allocation.
-    pub const INLINE: usize = 2;
+    pub const INLINE: usize = INLINE;
 
     /// Creates a message from its elements.
     pub fn new(elements: Vec<Value>) -> Self {
@@ -455,7 +455,7 @@ impl FromIterator<Value> for Message {
 
 impl IntoIterator for Message {
     type Item = Value;
-    type IntoIter = smallvec::IntoIter<[Value; Message::INLINE]>;
+    type IntoIter = smallvec::IntoIter<[Value; INLINE]>;
 
     fn into_iter(self) -> Self::IntoIter {
         self.0.into_iter()
@@ -470,6 +470,9 @@ impl<'a> IntoIterator for &'a Message {
         self.0.iter()
     }
 }
+
+/// Elements stored inline in a [`Message`].
+const INLINE: usize = 2;
 
 /// Why a value could not be converted to or from a Rust type.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]

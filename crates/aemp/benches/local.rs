@@ -17,7 +17,9 @@ fn runtime() -> tokio::runtime::Runtime {
 
 fn local_send(c: &mut Criterion) {
     let rt = runtime();
-    let node = rt.block_on(async { Node::builder().id("bench-local").start() }).expect("node starts");
+    let node = rt
+        .block_on(async { Node::builder().id("bench-local").start() })
+        .expect("node starts");
     let mut group = c.benchmark_group("local");
     group.throughput(Throughput::Elements(1));
     group.bench_function("send_to_callback", |b| {
@@ -36,7 +38,9 @@ fn port_create(c: &mut Criterion) {
             // A fresh node per sample, so the port table does not grow without bound.
             rt.block_on(async {
                 let node = Node::builder().start().expect("node starts");
-                aemp::bench::create_idle_ports(&node, iters).await
+                let elapsed = aemp::bench::create_idle_ports(&node, iters).await;
+                node.shutdown();
+                elapsed
             })
         });
     });

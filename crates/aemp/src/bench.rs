@@ -25,7 +25,7 @@ pub async fn local_throughput(node: &Node, messages: u64, per_run: u64) -> Durat
     let sink_driver = driver_id.clone();
     let sink = node.port(move |_msg: Message| {
         count += 1;
-        if count % per_run == 0 {
+        if count.is_multiple_of(per_run) {
             if count >= messages {
                 if let Some(tx) = done_tx.take() {
                     let _ = tx.send(Instant::now());
@@ -84,7 +84,11 @@ pub async fn create_idle_ports(node: &Node, count: u64) -> Duration {
     let _ = node.kill(&maker, crate::Reason::normal());
     // Wait until the dispatcher has applied every creation (a round trip through it).
     let _ = node
-        .call(&node.node_port(), Message::from([Value::from("info")]), None)
+        .call(
+            &node.node_port(),
+            Message::from([Value::from("info")]),
+            None,
+        )
         .await;
     end - start
 }

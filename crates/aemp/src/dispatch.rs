@@ -47,6 +47,8 @@ pub(crate) enum Job {
     User { port: Option<u64>, f: UserFn },
     /// Bookkeeping on the core.
     Run(Box<dyn FnOnce(&mut Core) + Send>),
+    /// Stop the dispatcher: every port dies with the node (monitors do not fire).
+    Shutdown,
 }
 
 /// A spawn waiting to run its init function.
@@ -158,6 +160,8 @@ pub(crate) struct Core {
     spawning: Option<u64>,
     /// The dispatcher's private batch queue, kept between batches for its allocation.
     spare: VecDeque<Job>,
+    /// Set by [`Job::Shutdown`].
+    stopped: bool,
 }
 
 /// One live port.
@@ -194,6 +198,7 @@ impl Core {
             foreign: HashMap::new(),
             spawning: None,
             spare: VecDeque::new(),
+            stopped: false,
         }
     }
 
@@ -402,6 +407,7 @@ impl Core {
             }
             Job::User { port, f } => self.run_user(port, f),
             Job::Run(f) => f(self),
+            Job::Shutdown => self.stopped = true,
         }
     }
 
@@ -501,7 +507,7 @@ const BATCH: usize = 4096;
 
 /// The dispatcher task: runs until every handle to the node's channel is gone.
 pub(crate) async fn run(mut core: Core, mut rx: UnboundedReceiver<Job>) {
-    loop {
+    while !core.stopped {
         while let Ok(job) = rx.try_recv() {
             core.accept(job);
         }
@@ -515,6 +521,7 @@ pub(crate) async fn run(mut core: Core, mut rx: UnboundedReceiver<Job>) {
         run_batch(&mut core);
         tokio::task::yield_now().await;
     }
+    tracing::debug!(node = %core.node.id(), "node shut down");
 }
 
 /// Parks the FIFO in the thread-local and runs up to [`BATCH`] jobs.
@@ -545,6 +552,9 @@ fn run_batch(core: &mut Core) {
             break;
         };
         budget -= 1;
+        if core.stopped {
+            break;
+        }
         if let Job::Deliver { key, .. } = &job {
             // SELF for the callback about to run; other jobs set their own.
             CURRENT.set(*key);
@@ -556,12 +566,12 @@ fn run_batch(core: &mut Core) {
     core.apply_control();
     CURRENT.set(0);
     let mut active = ACTIVE.with(|cell| cell.borrow_mut().take());
-    if let Some(a) = active.as_deref_mut() {
-        if !local.is_empty() {
-            // Out of budget: what is left is older than what was queued meanwhile.
-            local.append(&mut a.queue);
-            std::mem::swap(&mut local, &mut a.queue);
-        }
+    if let Some(a) = active.as_deref_mut()
+        && !local.is_empty()
+    {
+        // Out of budget: what is left is older than what was queued meanwhile.
+        local.append(&mut a.queue);
+        std::mem::swap(&mut local, &mut a.queue);
     }
     core.spare = local;
     core.active = active;

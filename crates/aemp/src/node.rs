@@ -436,6 +436,12 @@ impl Node {
         Vec::new()
     }
 
+    /// Stops the node once the work sent before this call is done: its ports are dropped
+    /// (their monitors do not fire) and later work is discarded.
+    pub fn shutdown(&self) {
+        self.enqueue(Job::Shutdown);
+    }
+
     /// Runs `f` on the dispatcher: right after the running callback (from inside one) or in
     /// order with this sender's other work (from elsewhere).
     pub(crate) fn exec(&self, f: impl FnOnce(&mut Core) + Send + 'static) {
@@ -553,7 +559,6 @@ impl Shared {
     pub(crate) fn spawn_remote(&self, port: &PortId, init: &str, _args: Message) {
         tracing::debug!(%port, init, "no connection to the target node; spawn dropped");
     }
-
 }
 
 /// Decodes the base-62 counter of a generated port name.

@@ -33,10 +33,10 @@ pub use aemp_proto::{Message, NodeId, PortId, Value};
 
 pub use crate::error::{CallError, KillError, PortError, SpawnError};
 pub use crate::monitor::{MonitorGuard, Reason};
+pub use crate::msg;
 pub use crate::node::Node;
 pub use crate::port::{Flow, IntoFlow, Pattern};
 pub use crate::time::{CallResult, Timer};
-pub use crate::msg;
 
 use crate::dispatch;
 
@@ -58,7 +58,12 @@ pub(crate) fn offer_default(node: &Node) {
 /// If no node has been started in this process.
 pub fn node() -> Node {
     dispatch::with_any_active(|a| a.node())
-        .or_else(|| DEFAULT.lock().unwrap_or_else(PoisonError::into_inner).clone())
+        .or_else(|| {
+            DEFAULT
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone()
+        })
         .expect("no aemp node has been started in this process (use Node::builder().start())")
 }
 
