@@ -156,6 +156,9 @@ pub(crate) struct Core {
     ports: HashMap<u64, Entry, BuildHasherDefault<KeyHasher>>,
     /// Keys of ports whose names another node chose (remote spawns).
     foreign: HashMap<Arc<str>, u64>,
+    /// The monitors of the port being killed that have not fired yet, so that a guard
+    /// dropped by an earlier monitor's callback still stops its monitor.
+    dying: VecDeque<(u64, Action)>,
     /// The port a running spawn init may create with `receive` on `SELF`.
     spawning: Option<u64>,
     /// The dispatcher's private batch queue, kept between batches for its allocation.
@@ -196,6 +199,7 @@ impl Core {
             active: Some(active),
             ports: HashMap::default(),
             foreign: HashMap::new(),
+            dying: VecDeque::new(),
             spawning: None,
             spare: VecDeque::new(),
             stopped: false,
@@ -318,6 +322,7 @@ impl Core {
         if let Some(entry) = self.key(port).and_then(|k| self.ports.get_mut(&k)) {
             entry.monitors.retain(|(m, _)| *m != id);
         }
+        self.dying.retain(|(m, _)| *m != id);
     }
 
     /// Marks a port as registered under a name; `false` if it does not exist.
@@ -346,9 +351,14 @@ impl Core {
         if entry.monitors.is_empty() && !reason.is_normal() {
             tracing::info!(port = %id, %reason, "unmonitored local port died");
         }
-        for (_, action) in std::mem::take(&mut entry.monitors) {
+        // One at a time, applying table changes in between: a monitor callback that drops
+        // the guard of a later monitor stops it, as dropping a guard promises.
+        let outer = std::mem::replace(&mut self.dying, std::mem::take(&mut entry.monitors).into());
+        while let Some((_, action)) = self.dying.pop_front() {
             self.fire(action, reason.clone());
+            self.apply_control();
         }
+        self.dying = outer;
         // Dropping the callbacks runs user `Drop` code, which may call the API: fine here,
         // nothing is borrowed.
         drop(entry);
