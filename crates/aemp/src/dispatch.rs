@@ -156,6 +156,10 @@ pub(crate) struct Core {
     ports: HashMap<u64, Entry, BuildHasherDefault<KeyHasher>>,
     /// Keys of ports whose names another node chose (remote spawns).
     foreign: HashMap<Arc<str>, u64>,
+    /// Local spawns whose init has not run yet, with the monitors added to them meanwhile.
+    /// From inside a callback, `spawn` then `monitor` reaches the core before the init runs:
+    /// without this the monitor would fire `no_such_port` for a port about to exist.
+    unborn: HashMap<u64, Vec<(u64, Action)>>,
     /// The monitors of the port being killed that have not fired yet, so that a guard
     /// dropped by an earlier monitor's callback still stops its monitor.
     dying: VecDeque<(u64, Action)>,
@@ -199,6 +203,7 @@ impl Core {
             active: Some(active),
             ports: HashMap::default(),
             foreign: HashMap::new(),
+            unborn: HashMap::new(),
             dying: VecDeque::new(),
             spawning: None,
             spare: VecDeque::new(),
@@ -283,6 +288,11 @@ impl Core {
         if !self.ports.contains_key(&key) && self.spawning == Some(key) {
             // A spawn init calling `receive` on SELF creates its port (reference §2.11).
             self.install(key, None, Behaviour::Empty);
+            if let (Some(waiting), Some(entry)) =
+                (self.unborn.remove(&key), self.ports.get_mut(&key))
+            {
+                entry.monitors = waiting;
+            }
         }
         let Some(entry) = self.ports.get_mut(&key) else {
             return false;
@@ -312,17 +322,29 @@ impl Core {
             // Our own node port lives as long as the node: the monitor can never fire.
             return;
         }
-        match self.key(port).and_then(|k| self.ports.get_mut(&k)) {
-            Some(entry) => entry.monitors.push((id, action)),
-            None => self.fire(action, Reason::no_such_port(port)),
+        let key = self.key(port);
+        if let Some(entry) = key.and_then(|k| self.ports.get_mut(&k)) {
+            entry.monitors.push((id, action));
+        } else if let Some(waiting) = key.and_then(|k| self.unborn.get_mut(&k)) {
+            waiting.push((id, action));
+        } else {
+            self.fire(action, Reason::no_such_port(port));
         }
     }
 
     pub(crate) fn unmonitor(&mut self, port: &PortId, id: u64) {
-        if let Some(entry) = self.key(port).and_then(|k| self.ports.get_mut(&k)) {
+        let key = self.key(port);
+        if let Some(entry) = key.and_then(|k| self.ports.get_mut(&k)) {
             entry.monitors.retain(|(m, _)| *m != id);
+        } else if let Some(waiting) = key.and_then(|k| self.unborn.get_mut(&k)) {
+            waiting.retain(|(m, _)| *m != id);
         }
         self.dying.retain(|(m, _)| *m != id);
+    }
+
+    /// Notes a local spawn whose init is queued (see [`Core::unborn`]).
+    pub(crate) fn expect_spawn(&mut self, key: u64) {
+        self.unborn.insert(key, Vec::new());
     }
 
     /// Marks a port as registered under a name; `false` if it does not exist.
@@ -446,6 +468,7 @@ impl Core {
     fn spawn(&mut self, key: u64, init: Option<InitFn>, name: &str, args: Message) {
         let Some(init) = init else {
             tracing::warn!(init = name, "spawn of an unknown init function");
+            self.unborn_failed(key);
             return;
         };
         self.spawning = Some(key);
@@ -458,6 +481,17 @@ impl Core {
         self.spawning = None;
         if let Err(text) = result {
             self.kill_now(key, Reason::die(text));
+        }
+        self.unborn_failed(key);
+    }
+
+    /// Fires the monitors that waited for a spawned port its init never created.
+    fn unborn_failed(&mut self, key: u64) {
+        if let Some(waiting) = self.unborn.remove(&key) {
+            let reason = Reason::no_such_port(&self.port_id(key));
+            for (_, action) in waiting {
+                self.fire(action, reason.clone());
+            }
         }
     }
 

@@ -378,6 +378,9 @@ impl Node {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(init)
             .cloned();
+        // Before the spawn job: a monitor issued right after this call must wait for the
+        // init, even from inside a callback, where monitors bypass the queue.
+        self.exec(move |core| core.expect_spawn(key));
         self.enqueue(Job::Spawn(Box::new(SpawnJob {
             key,
             init: init_fn,
