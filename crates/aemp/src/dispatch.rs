@@ -7,7 +7,8 @@
 //! [`Job`]s in one FIFO. While the dispatcher runs a batch of jobs, that FIFO sits in a
 //! thread-local ([`Active`]), so code inside a callback queues a send with one thread-local
 //! access and no lock. Code on other threads or tasks injects jobs through the node's
-//! channel; the dispatcher drains it between batches.
+//! channel; the dispatcher drains it between batches, and when a port seems missing (its
+//! creation on another thread may still be in the channel).
 //!
 //! User code never touches the port table. Operations that change it from inside a callback
 //! (creating a port, `receive`, `monitor`, ...) are *control* jobs that the dispatcher applies
@@ -167,6 +168,8 @@ pub(crate) struct Core {
     spawning: Option<u64>,
     /// The dispatcher's private batch queue, kept between batches for its allocation.
     spare: VecDeque<Job>,
+    /// Work injected from other threads and tasks (see [`Core::exists_after_catch_up`]).
+    injected: UnboundedReceiver<Job>,
     /// Set by [`Job::Shutdown`].
     stopped: bool,
 }
@@ -191,7 +194,7 @@ pub(crate) enum RcvChange {
 }
 
 impl Core {
-    pub(crate) fn new(node: Node) -> Self {
+    pub(crate) fn new(node: Node, injected: UnboundedReceiver<Job>) -> Self {
         let active = Box::new(Active {
             shared: node.shared.clone(),
             queue: VecDeque::new(),
@@ -207,6 +210,7 @@ impl Core {
             dying: VecDeque::new(),
             spawning: None,
             spare: VecDeque::new(),
+            injected,
             stopped: false,
         }
     }
@@ -231,6 +235,21 @@ impl Core {
             Job::Install { key, behaviour } => self.install(key, None, behaviour),
             other => self.push(other),
         }
+    }
+
+    /// `true` if the port exists, accepting injected work first if it seems not to.
+    ///
+    /// A port created on another thread exists from the moment its creator has its ID, but
+    /// its [`Job::Install`] may still wait in the channel while a callback that learnt the
+    /// ID some other way (a lock, a channel the node does not see) uses it. So a miss in the
+    /// port table takes in what was injected so far (installs apply at once, other jobs
+    /// join the FIFO behind what is queued, keeping every sender's order) and looks again.
+    #[cold]
+    fn exists_after_catch_up(&mut self, key: u64) -> bool {
+        while let Ok(job) = self.injected.try_recv() {
+            self.accept(job);
+        }
+        self.ports.contains_key(&key)
     }
 
     fn is_idle(&self) -> bool {
@@ -285,7 +304,10 @@ impl Core {
         let Some(key) = self.key(port) else {
             return false;
         };
-        if !self.ports.contains_key(&key) && self.spawning == Some(key) {
+        if !self.ports.contains_key(&key)
+            && !self.exists_after_catch_up(key)
+            && self.spawning == Some(key)
+        {
             // A spawn init calling `receive` on SELF creates its port (reference §2.11).
             self.install(key, None, Behaviour::Empty);
             if let (Some(waiting), Some(entry)) =
@@ -323,6 +345,12 @@ impl Core {
             return;
         }
         let key = self.key(port);
+        if let Some(k) = key
+            && !self.ports.contains_key(&k)
+            && !self.unborn.contains_key(&k)
+        {
+            self.exists_after_catch_up(k);
+        }
         if let Some(entry) = key.and_then(|k| self.ports.get_mut(&k)) {
             entry.monitors.push((id, action));
         } else if let Some(waiting) = key.and_then(|k| self.unborn.get_mut(&k)) {
@@ -349,7 +377,10 @@ impl Core {
 
     /// Marks a port as registered under a name; `false` if it does not exist.
     pub(crate) fn mark_registered(&mut self, port: &PortId) -> bool {
-        match self.key(port).and_then(|k| self.ports.get_mut(&k)) {
+        let key = self
+            .key(port)
+            .filter(|&k| self.ports.contains_key(&k) || self.exists_after_catch_up(k));
+        match key.and_then(|k| self.ports.get_mut(&k)) {
             Some(entry) => {
                 entry.registered = true;
                 true
@@ -361,6 +392,9 @@ impl Core {
     /// Kills a local port now (the deferred kill job, or a callback that failed).
     pub(crate) fn kill_now(&mut self, key: u64, reason: Reason) {
         let id = self.port_id(key);
+        if !self.ports.contains_key(&key) && !self.exists_after_catch_up(key) {
+            return;
+        }
         let Some(mut entry) = self.ports.remove(&key) else {
             return;
         };
@@ -446,7 +480,11 @@ impl Core {
     #[inline]
     fn deliver(&mut self, key: u64, msg: Message) {
         let Some(entry) = self.ports.get_mut(&key) else {
-            tracing::debug!(key, "message to a port that does not exist; dropped");
+            if self.exists_after_catch_up(key) {
+                self.deliver(key, msg);
+            } else {
+                tracing::debug!(key, "message to a port that does not exist; dropped");
+            }
             return;
         };
         let outcome = catch_unwind(AssertUnwindSafe(|| entry.behaviour.handle(msg)))
@@ -550,13 +588,13 @@ fn set_current(key: Option<u64>, name: Option<Arc<str>>) -> (Option<u64>, Option
 const BATCH: usize = 4096;
 
 /// The dispatcher task: runs until every handle to the node's channel is gone.
-pub(crate) async fn run(mut core: Core, mut rx: UnboundedReceiver<Job>) {
+pub(crate) async fn run(mut core: Core) {
     while !core.stopped {
-        while let Ok(job) = rx.try_recv() {
+        while let Ok(job) = core.injected.try_recv() {
             core.accept(job);
         }
         if core.is_idle() {
-            match rx.recv().await {
+            match core.injected.recv().await {
                 Some(job) => core.accept(job),
                 None => return,
             }

@@ -120,8 +120,8 @@ impl NodeBuilder {
                 monitor_ids: AtomicU64::new(1),
             }),
         };
-        let core = Core::new(node.clone());
-        runtime.spawn(dispatch::run(core, rx));
+        let core = Core::new(node.clone(), rx);
+        runtime.spawn(dispatch::run(core));
         crate::prelude::offer_default(&node);
         Ok(node)
     }
