@@ -60,6 +60,9 @@ pub(crate) struct Shared {
     names: Mutex<HashMap<String, PortId>>,
     /// The id of the next monitor, known to its guard before the dispatcher adds it.
     monitor_ids: AtomicU64,
+    /// The runtime the node was started on, where its timers run: methods may be called
+    /// from threads outside any runtime.
+    pub(crate) runtime: tokio::runtime::Handle,
 }
 
 /// A registered spawn init function.
@@ -118,6 +121,7 @@ impl NodeBuilder {
                 inits: RwLock::new(HashMap::new()),
                 names: Mutex::new(HashMap::new()),
                 monitor_ids: AtomicU64::new(1),
+                runtime: runtime.clone(),
             }),
         };
         let core = Core::new(node.clone(), rx);

@@ -36,12 +36,12 @@ impl Node {
         let node = self.clone();
         let port = port.clone();
         let msg = msg.into();
+        let task = self.shared.runtime.spawn(async move {
+            tokio::time::sleep(delay).await;
+            node.send(&port, msg);
+        });
         Timer {
-            handle: tokio::spawn(async move {
-                tokio::time::sleep(delay).await;
-                node.send(&port, msg);
-            })
-            .abort_handle(),
+            handle: task.abort_handle(),
         }
     }
 
@@ -49,18 +49,18 @@ impl Node {
     /// `after $timeout, $cb`). A panic in `f` is logged.
     pub fn after_fn(&self, delay: Duration, f: impl FnOnce() + Send + 'static) -> Timer {
         let node = self.clone();
+        let task = self.shared.runtime.spawn(async move {
+            tokio::time::sleep(delay).await;
+            node.inject(Job::User {
+                port: None,
+                f: Box::new(move || {
+                    f();
+                    Ok(())
+                }),
+            });
+        });
         Timer {
-            handle: tokio::spawn(async move {
-                tokio::time::sleep(delay).await;
-                node.inject(Job::User {
-                    port: None,
-                    f: Box::new(move || {
-                        f();
-                        Ok(())
-                    }),
-                });
-            })
-            .abort_handle(),
+            handle: task.abort_handle(),
         }
     }
 

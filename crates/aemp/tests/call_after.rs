@@ -111,6 +111,25 @@ async fn a_panicking_after_fn_harms_no_one() {
     assert_eq!(mailbox.recv().await, Some(msg!["still running"]));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timers_and_calls_can_be_started_from_a_thread_outside_tokio() {
+    // "Methods may be called from anywhere" (the `Node` docs): also from a plain thread.
+    let node = start();
+    let mut mailbox = node.mailbox();
+    let port = mailbox.port().clone();
+    let server = echo(&node);
+    let (tx, rx) = oneshot::channel();
+    let n = node.clone();
+    std::thread::spawn(move || {
+        let _timer = n.after(Duration::from_millis(1), &port, msg!["after"]);
+        n.call_with(&server, msg!["q", 1], Some(WAIT), move |r| drop(tx.send(r)));
+    })
+    .join()
+    .unwrap();
+    assert_eq!(within("after", mailbox.recv()).await, Some(msg!["after"]));
+    assert_eq!(within("the call", rx).await.unwrap(), Ok(msg!["re", 1]));
+}
+
 // ---- call ----
 
 #[tokio::test]
