@@ -343,3 +343,41 @@ async fn monitors_added_from_a_callback_see_the_kill_queued_after_them() {
     node.send(&driver, msg!["go"]);
     assert_eq!(within("monitor", rx).await.unwrap(), reason(&["queued"]));
 }
+
+#[tokio::test]
+async fn monitoring_the_own_node_port_never_fires_and_it_cannot_be_linked_dead() {
+    let node = start();
+    let fired = Arc::new(AtomicBool::new(false));
+    let f = fired.clone();
+    node.monitor(&node.node_port(), move |_| f.store(true, Ordering::SeqCst))
+        .detach();
+    // A link whose target is the node port: the kill it would cause is refused.
+    let (port, _r) = sink(&node);
+    node.monitor_link(&port, &node.node_port()).detach();
+    let dead = death(&node, &port);
+    node.kill(&port, Reason::die("x")).unwrap();
+    died(dead).await;
+    flush(&node).await;
+    assert!(!fired.load(Ordering::SeqCst));
+    let reply = within("info", node.call(&node.node_port(), msg!["info"], None)).await;
+    assert_eq!(reply, Ok(msg![node.id().as_str()]));
+}
+
+#[tokio::test]
+async fn monitor_callbacks_run_outside_any_port() {
+    let node = start();
+    let (tx, rx) = oneshot::channel();
+    let mut tx = Some(tx);
+    let n = node.clone();
+    // The port dies by its own panic: the monitor still runs without a SELF.
+    let port = node.port(move |_: Message| -> () {
+        let tx = tx.take().unwrap();
+        n.monitor(&aemp::self_port().unwrap(), move |_| {
+            drop(tx.send(aemp::self_port()));
+        })
+        .detach();
+        panic!("die after adding a monitor");
+    });
+    node.send(&port, msg!["go"]);
+    assert_eq!(within("monitor", rx).await.unwrap(), None);
+}

@@ -244,3 +244,31 @@ async fn a_message_to_a_port_created_in_the_same_callback_is_delivered() {
     node.send(&creator, msg!["go"]);
     assert_eq!(next(&mut rx).await, msg!["hello"]);
 }
+
+#[tokio::test]
+async fn a_send_to_the_own_port_runs_after_the_callback_returns() {
+    let node = start();
+    let (tx, rx) = oneshot::channel();
+    let mut tx = Some(tx);
+    let n2 = node.clone();
+    let mut depth = 0;
+    let mut log = Vec::new();
+    let port = node.port(move |m: Message| {
+        depth += 1;
+        let n = m[0].as_i64().unwrap();
+        log.push((n, depth));
+        if n < 3 {
+            n2.send(&aemp::self_port().unwrap(), msg![n + 1]);
+            log.push((-n, depth));
+        } else if let Some(tx) = tx.take() {
+            drop(tx.send(std::mem::take(&mut log)));
+        }
+        depth -= 1;
+    });
+    node.send(&port, msg![1]);
+    // Never re-entered: every callback finishes (depth 1) before the next starts.
+    assert_eq!(
+        within("the chain", rx).await.unwrap(),
+        vec![(1, 1), (-1, 1), (2, 1), (-2, 1), (3, 1)]
+    );
+}

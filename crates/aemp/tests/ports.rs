@@ -36,6 +36,55 @@ async fn a_miniport_gets_every_message_unchanged() {
 }
 
 #[tokio::test]
+async fn every_kind_of_value_passes_through_unchanged() {
+    let node = start();
+    let (port, mut rx) = sink(&node);
+    let all = msg![
+        Value::Null,
+        false,
+        i64::MIN,
+        Value::from_u64(u64::MAX),
+        -0.5,
+        "text ü",
+        Value::Bytes(vec![0, 255, 10]),
+        Value::Array(vec![1.into(), Value::Array(vec![]), "x".into()]),
+        Value::Map(vec![("k".into(), 1.into()), (2.into(), Value::Null)])
+    ];
+    node.send(&port, all.clone());
+    assert_eq!(next(&mut rx).await, all);
+}
+
+#[derive(Debug, PartialEq, serde::Deserialize, serde::Serialize)]
+struct Point {
+    x: i32,
+    y: i32,
+}
+
+#[tokio::test]
+async fn messages_built_from_serde_tuples_decode_to_typed_values() {
+    let node = start();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let mut tx = Some(tx);
+    let port = node.port(move |m: Message| {
+        let decoded: (String, Point, Vec<u8>, Option<bool>) = m.decode()?;
+        let second: Point = m.decode_element(1)?;
+        assert_eq!(decoded.1, second);
+        drop(tx.take().unwrap().send(decoded));
+        Ok::<_, aemp::ValueError>(())
+    });
+    let msg =
+        Message::from_serialize(&("move", Point { x: 1, y: -2 }, vec![3_u8, 4], None::<bool>))
+            .unwrap();
+    node.send(&port, msg);
+    assert_eq!(
+        within("the decoded message", rx).await.unwrap(),
+        ("move".to_owned(), Point { x: 1, y: -2 }, vec![3, 4], None)
+    );
+    // A value that is not a sequence is no message.
+    assert!(Message::from_serialize(&Point { x: 0, y: 0 }).is_err());
+}
+
+#[tokio::test]
 async fn a_port_id_parsed_from_text_reaches_the_port() {
     let node = start();
     let (port, mut rx) = sink(&node);
