@@ -157,10 +157,11 @@ pub(crate) struct Core {
     ports: HashMap<u64, Entry, BuildHasherDefault<KeyHasher>>,
     /// Keys of ports whose names another node chose (remote spawns).
     foreign: HashMap<Arc<str>, u64>,
-    /// Local spawns whose init has not run yet, with the monitors added to them meanwhile.
-    /// From inside a callback, `spawn` then `monitor` reaches the core before the init runs:
-    /// without this the monitor would fire `no_such_port` for a port about to exist.
-    unborn: HashMap<u64, Vec<(u64, Action)>>,
+    /// Local spawns whose init has not run yet, with what was asked of them meanwhile.
+    /// From inside a callback, `spawn` then `monitor` (or `register`) reaches the core
+    /// before the init runs: without this the monitor would fire `no_such_port` for a port
+    /// about to exist.
+    unborn: HashMap<u64, Unborn>,
     /// The monitors of the port being killed that have not fired yet, so that a guard
     /// dropped by an earlier monitor's callback still stops its monitor.
     dying: VecDeque<(u64, Action)>,
@@ -182,6 +183,13 @@ struct Entry {
     /// The name, if another node chose it (else it is derived from the key).
     name: Option<Arc<str>>,
     /// Whether `register` gave it a name (so its death must clean the registry).
+    registered: bool,
+}
+
+/// A spawned port whose init has not run yet: what it gets once the init creates it.
+#[derive(Default)]
+struct Unborn {
+    monitors: Vec<(u64, Action)>,
     registered: bool,
 }
 
@@ -310,10 +318,11 @@ impl Core {
         {
             // A spawn init calling `receive` on SELF creates its port (reference §2.11).
             self.install(key, None, Behaviour::Empty);
-            if let (Some(waiting), Some(entry)) =
+            if let (Some(unborn), Some(entry)) =
                 (self.unborn.remove(&key), self.ports.get_mut(&key))
             {
-                entry.monitors = waiting;
+                entry.monitors = unborn.monitors;
+                entry.registered = unborn.registered;
             }
         }
         let Some(entry) = self.ports.get_mut(&key) else {
@@ -353,8 +362,8 @@ impl Core {
         }
         if let Some(entry) = key.and_then(|k| self.ports.get_mut(&k)) {
             entry.monitors.push((id, action));
-        } else if let Some(waiting) = key.and_then(|k| self.unborn.get_mut(&k)) {
-            waiting.push((id, action));
+        } else if let Some(unborn) = key.and_then(|k| self.unborn.get_mut(&k)) {
+            unborn.monitors.push((id, action));
         } else {
             self.fire(action, Reason::no_such_port(port));
         }
@@ -364,29 +373,34 @@ impl Core {
         let key = self.key(port);
         if let Some(entry) = key.and_then(|k| self.ports.get_mut(&k)) {
             entry.monitors.retain(|(m, _)| *m != id);
-        } else if let Some(waiting) = key.and_then(|k| self.unborn.get_mut(&k)) {
-            waiting.retain(|(m, _)| *m != id);
+        } else if let Some(unborn) = key.and_then(|k| self.unborn.get_mut(&k)) {
+            unborn.monitors.retain(|(m, _)| *m != id);
         }
         self.dying.retain(|(m, _)| *m != id);
     }
 
     /// Notes a local spawn whose init is queued (see [`Core::unborn`]).
     pub(crate) fn expect_spawn(&mut self, key: u64) {
-        self.unborn.insert(key, Vec::new());
+        self.unborn.insert(key, Unborn::default());
     }
 
-    /// Marks a port as registered under a name; `false` if it does not exist.
+    /// Marks a port as registered under a name; `false` if it does not exist (a spawned
+    /// port whose init has not run yet counts as existing).
     pub(crate) fn mark_registered(&mut self, port: &PortId) -> bool {
-        let key = self
-            .key(port)
-            .filter(|&k| self.ports.contains_key(&k) || self.exists_after_catch_up(k));
-        match key.and_then(|k| self.ports.get_mut(&k)) {
-            Some(entry) => {
-                entry.registered = true;
-                true
-            }
-            None => false,
+        let Some(key) = self.key(port) else {
+            return false;
+        };
+        if let Some(unborn) = self.unborn.get_mut(&key) {
+            unborn.registered = true;
+            return true;
         }
+        if !self.ports.contains_key(&key) && !self.exists_after_catch_up(key) {
+            return false;
+        }
+        self.ports.get_mut(&key).is_some_and(|entry| {
+            entry.registered = true;
+            true
+        })
     }
 
     /// Kills a local port now (the deferred kill job, or a callback that failed).
@@ -525,9 +539,13 @@ impl Core {
 
     /// Fires the monitors that waited for a spawned port its init never created.
     fn unborn_failed(&mut self, key: u64) {
-        if let Some(waiting) = self.unborn.remove(&key) {
-            let reason = Reason::no_such_port(&self.port_id(key));
-            for (_, action) in waiting {
+        if let Some(unborn) = self.unborn.remove(&key) {
+            let id = self.port_id(key);
+            if unborn.registered {
+                self.node.shared.unregister_port(&id);
+            }
+            let reason = Reason::no_such_port(&id);
+            for (_, action) in unborn.monitors {
                 self.fire(action, reason.clone());
             }
         }

@@ -260,3 +260,38 @@ async fn spawn_arguments_arrive_unchanged() {
     node.spawn(node.id(), "test::args", args.clone()).unwrap();
     assert_eq!(within("the init", rx).await.unwrap(), args);
 }
+
+#[tokio::test]
+async fn spawn_then_register_from_a_callback_keeps_the_name() {
+    let node = start();
+    let n = node.clone();
+    node.register_init("test::named", move |_: Message| {
+        n.set_callback(&aemp::self_port().unwrap(), |_: Message| ())
+    })
+    .unwrap();
+    node.register_init("test::unnamed", |_: Message| ())
+        .unwrap();
+    let (tx, rx) = oneshot::channel();
+    let mut tx = Some(tx);
+    let n2 = node.clone();
+    let driver = node.port(move |_: Message| {
+        let named = n2.spawn(n2.id(), "test::named", Message::empty()).unwrap();
+        n2.register("server", &named);
+        // An init that never creates its port: the name must go.
+        let unnamed = n2
+            .spawn(n2.id(), "test::unnamed", Message::empty())
+            .unwrap();
+        n2.register("ghost", &unnamed);
+        drop(tx.take().unwrap().send(named));
+    });
+    node.send(&driver, msg!["go"]);
+    let named = within("spawn", rx).await.unwrap();
+    flush(&node).await;
+    assert_eq!(node.lookup("server"), Some(named.clone()));
+    assert_eq!(node.lookup("ghost"), None);
+    // And it is removed when that port dies.
+    let dead = death(&node, &named);
+    node.kill(&named, Reason::normal()).unwrap();
+    died(dead).await;
+    assert_eq!(node.lookup("server"), None);
+}
