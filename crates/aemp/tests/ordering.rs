@@ -110,19 +110,22 @@ async fn each_sender_keeps_its_order_among_concurrent_senders() {
     assert!(errors.is_empty(), "{errors:?}");
 }
 
-/// Sends `1..=5`, kills the port, sends `6..=10`: exactly `1..=5` arrive and the monitor sees
-/// the kill's reason.
+/// Messages sent before the kill in the kill-ordering tests: more than one dispatcher batch.
+const BEFORE_KILL: i64 = 10_000;
+
+/// Sends `1..=BEFORE_KILL`, kills the port, sends a few more: exactly the first ones arrive
+/// and the monitor sees the kill's reason.
 fn send_kill_send(node: &Node, port: &PortId) {
-    for n in 1..=5 {
+    for n in 1..=BEFORE_KILL {
         node.send(port, msg![n]);
     }
     node.kill(port, Reason::new(vec!["stop".into()])).unwrap();
-    for n in 6..=10 {
+    for n in BEFORE_KILL + 1..=BEFORE_KILL + 10 {
         node.send(port, msg![n]);
     }
 }
 
-async fn received(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Message>) -> Vec<i64> {
+fn received(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Message>) -> Vec<i64> {
     let mut got = Vec::new();
     while let Ok(m) = rx.try_recv() {
         got.push(m[0].as_i64().unwrap());
@@ -138,7 +141,7 @@ async fn kill_from_outside_takes_effect_between_earlier_and_later_sends() {
     send_kill_send(&node, &port);
     assert_eq!(died(dead).await, Reason::new(vec!["stop".into()]));
     flush(&node).await;
-    assert_eq!(received(&mut rx).await, vec![1, 2, 3, 4, 5]);
+    assert_eq!(received(&mut rx), (1..=BEFORE_KILL).collect::<Vec<_>>());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -151,7 +154,7 @@ async fn kill_from_a_callback_takes_effect_between_earlier_and_later_sends() {
     node.send(&driver, msg!["go"]);
     assert_eq!(died(dead).await, Reason::new(vec!["stop".into()]));
     flush(&node).await;
-    assert_eq!(received(&mut rx).await, vec![1, 2, 3, 4, 5]);
+    assert_eq!(received(&mut rx), (1..=BEFORE_KILL).collect::<Vec<_>>());
 }
 
 /// Registers `order::logged`: its init logs `init <arg>` and makes the new port log
