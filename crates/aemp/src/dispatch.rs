@@ -158,6 +158,9 @@ pub(crate) struct Core {
     foreign: HashMap<Arc<str>, u64>,
     /// The port a running spawn init may create with `receive` on `SELF`.
     spawning: Option<u64>,
+    /// Ports whose spawn init has not run yet, with the monitors and registration that wait
+    /// for them (so `spawn` then `mon` works, as AEMP promises).
+    pending_spawns: HashMap<u64, PendingSpawn, BuildHasherDefault<KeyHasher>>,
     /// The dispatcher's private batch queue, kept between batches for its allocation.
     spare: VecDeque<Job>,
     /// Set by [`Job::Shutdown`].
@@ -172,6 +175,13 @@ struct Entry {
     /// The name, if another node chose it (else it is derived from the key).
     name: Option<Arc<str>>,
     /// Whether `register` gave it a name (so its death must clean the registry).
+    registered: bool,
+}
+
+/// What waits for a spawned port to exist.
+#[derive(Default)]
+struct PendingSpawn {
+    monitors: Vec<(u64, Action)>,
     registered: bool,
 }
 
@@ -197,6 +207,7 @@ impl Core {
             ports: HashMap::default(),
             foreign: HashMap::new(),
             spawning: None,
+            pending_spawns: HashMap::default(),
             spare: VecDeque::new(),
             stopped: false,
         }
@@ -308,27 +319,51 @@ impl Core {
             // Our own node port lives as long as the node: the monitor can never fire.
             return;
         }
-        match self.key(port).and_then(|k| self.ports.get_mut(&k)) {
+        let key = self.key(port);
+        if let Some(pending) = key.and_then(|k| self.pending_spawns.get_mut(&k)) {
+            pending.monitors.push((id, action));
+            return;
+        }
+        match key.and_then(|k| self.ports.get_mut(&k)) {
             Some(entry) => entry.monitors.push((id, action)),
             None => self.fire(action, Reason::no_such_port(port)),
         }
     }
 
     pub(crate) fn unmonitor(&mut self, port: &PortId, id: u64) {
-        if let Some(entry) = self.key(port).and_then(|k| self.ports.get_mut(&k)) {
+        let Some(key) = self.key(port) else {
+            return;
+        };
+        if let Some(entry) = self.ports.get_mut(&key) {
             entry.monitors.retain(|(m, _)| *m != id);
+        }
+        if let Some(pending) = self.pending_spawns.get_mut(&key) {
+            pending.monitors.retain(|(m, _)| *m != id);
         }
     }
 
-    /// Marks a port as registered under a name; `false` if it does not exist.
+    /// Marks a port as registered under a name; `false` if it does not exist (and is not
+    /// about to be spawned).
     pub(crate) fn mark_registered(&mut self, port: &PortId) -> bool {
-        match self.key(port).and_then(|k| self.ports.get_mut(&k)) {
+        let Some(key) = self.key(port) else {
+            return false;
+        };
+        if let Some(pending) = self.pending_spawns.get_mut(&key) {
+            pending.registered = true;
+            return true;
+        }
+        match self.ports.get_mut(&key) {
             Some(entry) => {
                 entry.registered = true;
                 true
             }
             None => false,
         }
+    }
+
+    /// Notes that `key` will be created by a queued spawn init.
+    pub(crate) fn expect_spawn(&mut self, key: u64) {
+        self.pending_spawns.insert(key, PendingSpawn::default());
     }
 
     /// Kills a local port now (the deferred kill job, or a callback that failed).
@@ -421,23 +456,50 @@ impl Core {
             .unwrap_or_else(|panic| Outcome::Die(panic_text(&panic)));
         match outcome {
             Outcome::Continue => {}
-            Outcome::Done => {
-                self.apply_control();
-                self.kill_now(key, Reason::normal());
-            }
-            Outcome::Die(text) => {
-                self.apply_control();
-                self.kill_now(key, Reason::die(text));
-            }
+            Outcome::Done => self.finish(key, Reason::normal()),
+            Outcome::Die(text) => self.finish(key, Reason::die(text)),
+        }
+    }
+
+    /// Ends a port whose code finished or failed: it takes no more messages at once, and its
+    /// kill is queued like any `kil` (deferred, reference §2.10), so monitors added by work
+    /// issued before it see the real reason.
+    fn finish(&mut self, key: u64, reason: Reason) {
+        self.apply_control();
+        if let Some(entry) = self.ports.get_mut(&key) {
+            // Dropping the old behaviour runs user code: fine, nothing is borrowed.
+            drop(std::mem::replace(&mut entry.behaviour, Behaviour::Dying));
+            let port = self.port_id(key);
+            self.push(Job::Kill { port, reason });
         }
     }
 
     /// Runs a spawn init in the new port's context (reference §2.11).
     fn spawn(&mut self, key: u64, init: Option<InitFn>, name: &str, args: Message) {
-        let Some(init) = init else {
-            tracing::warn!(init = name, "spawn of an unknown init function");
-            return;
-        };
+        match init {
+            Some(init) => self.run_init(key, &init, args),
+            None => tracing::warn!(init = name, "spawn of an unknown init function"),
+        }
+        // Hand what waited for the port to it, or report that it never came to be.
+        let pending = self.pending_spawns.remove(&key).unwrap_or_default();
+        let port = self.node.shared.port_id(key, None);
+        match self.ports.get_mut(&key) {
+            Some(entry) => {
+                entry.monitors.extend(pending.monitors);
+                entry.registered |= pending.registered;
+            }
+            None => {
+                if pending.registered {
+                    self.node.shared.unregister_port(&port);
+                }
+                for (_, action) in pending.monitors {
+                    self.fire(action, Reason::no_such_port(&port));
+                }
+            }
+        }
+    }
+
+    fn run_init(&mut self, key: u64, init: &InitFn, args: Message) {
         self.spawning = Some(key);
         let previous = set_current(Some(key), None);
         let result = catch_unwind(AssertUnwindSafe(|| init(args)))
@@ -447,7 +509,7 @@ impl Core {
         self.apply_control();
         self.spawning = None;
         if let Err(text) = result {
-            self.kill_now(key, Reason::die(text));
+            self.finish(key, Reason::die(text));
         }
     }
 
@@ -459,10 +521,7 @@ impl Core {
         set_current(previous.0, previous.1);
         if let Err(text) = result {
             match port {
-                Some(key) => {
-                    self.apply_control();
-                    self.kill_now(key, Reason::die(text));
-                }
+                Some(key) => self.finish(key, Reason::die(text)),
                 None => tracing::error!(error = text, "callback outside any port failed"),
             }
         }

@@ -378,6 +378,8 @@ impl Node {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(init)
             .cloned();
+        // Until the init has run, monitors and names given to the new port wait for it.
+        self.exec(move |core| core.expect_spawn(key));
         self.enqueue(Job::Spawn(Box::new(SpawnJob {
             key,
             init: init_fn,
