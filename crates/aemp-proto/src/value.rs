@@ -322,6 +322,31 @@ impl From<Vec<Self>> for Value {
     }
 }
 
+impl From<crate::PortId> for Value {
+    /// A port ID travels as its string form `node#name`, as in AEMP.
+    fn from(port: crate::PortId) -> Self {
+        Self::String(port.to_string())
+    }
+}
+
+impl From<&crate::PortId> for Value {
+    fn from(port: &crate::PortId) -> Self {
+        Self::String(port.to_string())
+    }
+}
+
+impl From<crate::NodeId> for Value {
+    fn from(node: crate::NodeId) -> Self {
+        Self::String(node.as_str().to_owned())
+    }
+}
+
+impl From<&crate::NodeId> for Value {
+    fn from(node: &crate::NodeId) -> Self {
+        Self::String(node.as_str().to_owned())
+    }
+}
+
 impl<T: Into<Self>> From<Option<T>> for Value {
     fn from(v: Option<T>) -> Self {
         v.map_or(Self::Null, Into::into)
@@ -413,6 +438,22 @@ impl Message {
     /// The elements as a `Vec`.
     pub fn into_inner(self) -> Vec<Value> {
         self.0.into_vec()
+    }
+}
+
+impl fmt::Display for Message {
+    /// Displays the message as a compact JSON array.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = Vec::new();
+        out.push(b'[');
+        for (i, v) in self.0.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            crate::framing::json::encode_value(v, &mut out);
+        }
+        out.push(b']');
+        f.write_str(&String::from_utf8_lossy(&out))
     }
 }
 

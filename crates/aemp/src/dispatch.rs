@@ -157,16 +157,14 @@ pub(crate) struct Core {
     ports: HashMap<u64, Entry, BuildHasherDefault<KeyHasher>>,
     /// Keys of ports whose names another node chose (remote spawns).
     foreign: HashMap<Arc<str>, u64>,
-    /// Local spawns whose init has not run yet, with what was asked of them meanwhile.
-    /// From inside a callback, `spawn` then `monitor` (or `register`) reaches the core
-    /// before the init runs: without this the monitor would fire `no_such_port` for a port
-    /// about to exist.
-    unborn: HashMap<u64, Unborn>,
     /// The monitors of the port being killed that have not fired yet, so that a guard
     /// dropped by an earlier monitor's callback still stops its monitor.
-    dying: VecDeque<(u64, Action)>,
+    unfired: VecDeque<(u64, Action)>,
     /// The port a running spawn init may create with `receive` on `SELF`.
     spawning: Option<u64>,
+    /// Ports whose spawn init has not run yet, with the monitors and registration that wait
+    /// for them (so `spawn` then `mon` works, as AEMP promises).
+    pending_spawns: HashMap<u64, PendingSpawn, BuildHasherDefault<KeyHasher>>,
     /// The dispatcher's private batch queue, kept between batches for its allocation.
     spare: VecDeque<Job>,
     /// Work injected from other threads and tasks (see [`Core::exists_after_catch_up`]).
@@ -186,9 +184,9 @@ struct Entry {
     registered: bool,
 }
 
-/// A spawned port whose init has not run yet: what it gets once the init creates it.
+/// What waits for a spawned port to exist.
 #[derive(Default)]
-struct Unborn {
+struct PendingSpawn {
     monitors: Vec<(u64, Action)>,
     registered: bool,
 }
@@ -214,9 +212,9 @@ impl Core {
             active: Some(active),
             ports: HashMap::default(),
             foreign: HashMap::new(),
-            unborn: HashMap::new(),
-            dying: VecDeque::new(),
+            unfired: VecDeque::new(),
             spawning: None,
+            pending_spawns: HashMap::default(),
             spare: VecDeque::new(),
             injected,
             stopped: false,
@@ -318,12 +316,6 @@ impl Core {
         {
             // A spawn init calling `receive` on SELF creates its port (reference §2.11).
             self.install(key, None, Behaviour::Empty);
-            if let (Some(unborn), Some(entry)) =
-                (self.unborn.remove(&key), self.ports.get_mut(&key))
-            {
-                entry.monitors = unborn.monitors;
-                entry.registered = unborn.registered;
-            }
         }
         let Some(entry) = self.ports.get_mut(&key) else {
             return false;
@@ -354,53 +346,59 @@ impl Core {
             return;
         }
         let key = self.key(port);
+        if let Some(pending) = key.and_then(|k| self.pending_spawns.get_mut(&k)) {
+            pending.monitors.push((id, action));
+            return;
+        }
         if let Some(k) = key
             && !self.ports.contains_key(&k)
-            && !self.unborn.contains_key(&k)
         {
             self.exists_after_catch_up(k);
         }
-        if let Some(entry) = key.and_then(|k| self.ports.get_mut(&k)) {
-            entry.monitors.push((id, action));
-        } else if let Some(unborn) = key.and_then(|k| self.unborn.get_mut(&k)) {
-            unborn.monitors.push((id, action));
-        } else {
-            self.fire(action, Reason::no_such_port(port));
+        match key.and_then(|k| self.ports.get_mut(&k)) {
+            Some(entry) => entry.monitors.push((id, action)),
+            None => self.fire(action, Reason::no_such_port(port)),
         }
     }
 
     pub(crate) fn unmonitor(&mut self, port: &PortId, id: u64) {
-        let key = self.key(port);
-        if let Some(entry) = key.and_then(|k| self.ports.get_mut(&k)) {
+        self.unfired.retain(|(m, _)| *m != id);
+        let Some(key) = self.key(port) else {
+            return;
+        };
+        if let Some(entry) = self.ports.get_mut(&key) {
             entry.monitors.retain(|(m, _)| *m != id);
-        } else if let Some(unborn) = key.and_then(|k| self.unborn.get_mut(&k)) {
-            unborn.monitors.retain(|(m, _)| *m != id);
         }
-        self.dying.retain(|(m, _)| *m != id);
+        if let Some(pending) = self.pending_spawns.get_mut(&key) {
+            pending.monitors.retain(|(m, _)| *m != id);
+        }
     }
 
-    /// Notes a local spawn whose init is queued (see [`Core::unborn`]).
-    pub(crate) fn expect_spawn(&mut self, key: u64) {
-        self.unborn.insert(key, Unborn::default());
-    }
-
-    /// Marks a port as registered under a name; `false` if it does not exist (a spawned
-    /// port whose init has not run yet counts as existing).
+    /// Marks a port as registered under a name; `false` if it does not exist (and is not
+    /// about to be spawned).
     pub(crate) fn mark_registered(&mut self, port: &PortId) -> bool {
         let Some(key) = self.key(port) else {
             return false;
         };
-        if let Some(unborn) = self.unborn.get_mut(&key) {
-            unborn.registered = true;
+        if let Some(pending) = self.pending_spawns.get_mut(&key) {
+            pending.registered = true;
             return true;
         }
         if !self.ports.contains_key(&key) && !self.exists_after_catch_up(key) {
             return false;
         }
-        self.ports.get_mut(&key).is_some_and(|entry| {
-            entry.registered = true;
-            true
-        })
+        match self.ports.get_mut(&key) {
+            Some(entry) => {
+                entry.registered = true;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Notes that `key` will be created by a queued spawn init.
+    pub(crate) fn expect_spawn(&mut self, key: u64) {
+        self.pending_spawns.insert(key, PendingSpawn::default());
     }
 
     /// Kills a local port now (the deferred kill job, or a callback that failed).
@@ -423,12 +421,15 @@ impl Core {
         }
         // One at a time, applying table changes in between: a monitor callback that drops
         // the guard of a later monitor stops it, as dropping a guard promises.
-        let outer = std::mem::replace(&mut self.dying, std::mem::take(&mut entry.monitors).into());
-        while let Some((_, action)) = self.dying.pop_front() {
+        let outer = std::mem::replace(
+            &mut self.unfired,
+            std::mem::take(&mut entry.monitors).into(),
+        );
+        while let Some((_, action)) = self.unfired.pop_front() {
             self.fire(action, reason.clone());
             self.apply_control();
         }
-        self.dying = outer;
+        self.unfired = outer;
         // Dropping the callbacks runs user `Drop` code, which may call the API: fine here,
         // nothing is borrowed.
         drop(entry);
@@ -505,24 +506,50 @@ impl Core {
             .unwrap_or_else(|panic| Outcome::Die(panic_text(&panic)));
         match outcome {
             Outcome::Continue => {}
-            Outcome::Done => {
-                self.apply_control();
-                self.kill_now(key, Reason::normal());
-            }
-            Outcome::Die(text) => {
-                self.apply_control();
-                self.kill_now(key, Reason::die(text));
-            }
+            Outcome::Done => self.finish(key, Reason::normal()),
+            Outcome::Die(text) => self.finish(key, Reason::die(text)),
+        }
+    }
+
+    /// Ends a port whose code finished or failed: it takes no more messages at once, and its
+    /// kill is queued like any `kil` (deferred, reference §2.10), so monitors added by work
+    /// issued before it see the real reason.
+    fn finish(&mut self, key: u64, reason: Reason) {
+        self.apply_control();
+        if let Some(entry) = self.ports.get_mut(&key) {
+            // Dropping the old behaviour runs user code: fine, nothing is borrowed.
+            drop(std::mem::replace(&mut entry.behaviour, Behaviour::Dying));
+            let port = self.port_id(key);
+            self.push(Job::Kill { port, reason });
         }
     }
 
     /// Runs a spawn init in the new port's context (reference §2.11).
     fn spawn(&mut self, key: u64, init: Option<InitFn>, name: &str, args: Message) {
-        let Some(init) = init else {
-            tracing::warn!(init = name, "spawn of an unknown init function");
-            self.unborn_failed(key);
-            return;
-        };
+        match init {
+            Some(init) => self.run_init(key, &init, args),
+            None => tracing::warn!(init = name, "spawn of an unknown init function"),
+        }
+        // Hand what waited for the port to it, or report that it never came to be.
+        let pending = self.pending_spawns.remove(&key).unwrap_or_default();
+        let port = self.node.shared.port_id(key, None);
+        match self.ports.get_mut(&key) {
+            Some(entry) => {
+                entry.monitors.extend(pending.monitors);
+                entry.registered |= pending.registered;
+            }
+            None => {
+                if pending.registered {
+                    self.node.shared.unregister_port(&port);
+                }
+                for (_, action) in pending.monitors {
+                    self.fire(action, Reason::no_such_port(&port));
+                }
+            }
+        }
+    }
+
+    fn run_init(&mut self, key: u64, init: &InitFn, args: Message) {
         self.spawning = Some(key);
         let previous = set_current(Some(key), None);
         let result = catch_unwind(AssertUnwindSafe(|| init(args)))
@@ -532,22 +559,7 @@ impl Core {
         self.apply_control();
         self.spawning = None;
         if let Err(text) = result {
-            self.kill_now(key, Reason::die(text));
-        }
-        self.unborn_failed(key);
-    }
-
-    /// Fires the monitors that waited for a spawned port its init never created.
-    fn unborn_failed(&mut self, key: u64) {
-        if let Some(unborn) = self.unborn.remove(&key) {
-            let id = self.port_id(key);
-            if unborn.registered {
-                self.node.shared.unregister_port(&id);
-            }
-            let reason = Reason::no_such_port(&id);
-            for (_, action) in unborn.monitors {
-                self.fire(action, reason.clone());
-            }
+            self.finish(key, Reason::die(text));
         }
     }
 
@@ -559,10 +571,7 @@ impl Core {
         set_current(previous.0, previous.1);
         if let Err(text) = result {
             match port {
-                Some(key) => {
-                    self.apply_control();
-                    self.kill_now(key, Reason::die(text));
-                }
+                Some(key) => self.finish(key, Reason::die(text)),
                 None => tracing::error!(error = text, "callback outside any port failed"),
             }
         }

@@ -127,6 +127,12 @@ impl fmt::Display for Reason {
     }
 }
 
+impl From<Message> for Reason {
+    fn from(msg: Message) -> Self {
+        Self::new(msg.into_inner())
+    }
+}
+
 impl From<Vec<Value>> for Reason {
     fn from(values: Vec<Value>) -> Self {
         Self::new(values)

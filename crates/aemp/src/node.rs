@@ -382,8 +382,7 @@ impl Node {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(init)
             .cloned();
-        // Before the spawn job: a monitor issued right after this call must wait for the
-        // init, even from inside a callback, where monitors bypass the queue.
+        // Until the init has run, monitors and names given to the new port wait for it.
         self.exec(move |core| core.expect_spawn(key));
         self.enqueue(Job::Spawn(Box::new(SpawnJob {
             key,

@@ -136,6 +136,8 @@ pub(crate) enum Behaviour {
     Callback(Callback),
     /// A full port: `rcv` callbacks by pattern, and a default callback.
     Tagged(Box<Tagged>),
+    /// The port finished or failed and its (deferred) kill is queued: messages are dropped.
+    Dying,
 }
 
 /// The `rcv` table of a full port.
@@ -171,6 +173,10 @@ impl Behaviour {
                 Err(e) => Outcome::Die(e),
             },
             Self::Tagged(t) => t.handle(msg),
+            Self::Dying => {
+                tracing::debug!(?msg, "message to a dying port dropped");
+                Outcome::Continue
+            }
         }
     }
 
@@ -223,7 +229,12 @@ impl Tagged {
         if matching.is_empty() {
             return match &mut self.default {
                 Some(cb) => match cb(msg) {
-                    Ok(_) => Outcome::Continue,
+                    Ok(Flow::Continue) => Outcome::Continue,
+                    Ok(Flow::Done) => {
+                        // The default callback is done: unregister it, like an `rcv` one.
+                        self.default = None;
+                        Outcome::Continue
+                    }
                     Err(e) => Outcome::Die(e),
                 },
                 None => {

@@ -120,6 +120,28 @@ pub fn rcv<R: IntoFlow>(
     node().receive(port, pattern, f)
 }
 
+/// `rcv $port, $cb` (the default callback): see [`Node::receive_default`].
+///
+/// # Errors
+///
+/// [`PortError::NotLocal`] for a port of another node.
+pub fn rcv_default<R: IntoFlow>(
+    port: &PortId,
+    f: impl FnMut(Message) -> R + Send + 'static,
+) -> Result<(), PortError> {
+    node().receive_default(port, f)
+}
+
+/// `reg $port, $name` (2009 API): see [`Node::register`].
+pub fn reg(port: &PortId, name: &str) {
+    node().register(name, port);
+}
+
+/// The 2009 API's `lookup`: see [`Node::lookup`].
+pub fn lookup(name: &str) -> Option<PortId> {
+    node().lookup(name)
+}
+
 /// `kil $port, @reason`: see [`Node::kill`].
 ///
 /// # Errors
