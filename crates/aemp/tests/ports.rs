@@ -347,3 +347,25 @@ async fn set_callback_replaces_what_a_port_does() {
     flush(&node).await;
     assert!(drain(&mut rx_a).is_empty());
 }
+
+#[tokio::test]
+async fn a_failed_port_takes_no_more_messages_and_its_kill_is_queued() {
+    // The failure stops deliveries at once; the kill itself is queued like any `kill`, so a
+    // monitor issued after the fatal message (but before the kill ran) sees the real reason.
+    let node = start();
+    let (out, mut rx) = sink(&node);
+    let n2 = node.clone();
+    let port = node.port(move |m: Message| {
+        if m[0] == Value::from("boom") {
+            return Err("failed");
+        }
+        n2.send(&out, m);
+        Ok(())
+    });
+    node.send(&port, msg!["boom"]);
+    let late_monitor = death(&node, &port);
+    node.send(&port, msg!["dropped"]);
+    assert_eq!(died(late_monitor).await, Reason::die("failed"));
+    flush(&node).await;
+    assert!(drain(&mut rx).is_empty());
+}

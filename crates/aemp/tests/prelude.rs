@@ -214,3 +214,22 @@ async fn spawn_psub_after_and_cal_through_the_prelude() {
     let _timer = after(std::time::Duration::from_millis(1), &out, msg!["timer"]);
     assert_eq!(within("after", orx.recv()).await, Some(msg!["timer"]));
 }
+
+#[tokio::test]
+async fn reg_lookup_and_rcv_default_through_the_prelude() {
+    default_node();
+    let (out, mut rx) = forwarder();
+    let p = new_port();
+    let o = out.clone();
+    rcv_default(&p, move |m: Message| snd(&o, m)).unwrap();
+    // reg $port, $name; lookup $name
+    reg(&p, "prelude-service");
+    let found = lookup("prelude-service").unwrap();
+    assert_eq!(found, p);
+    snd(&found, msg!["by name"]);
+    assert_eq!(within("by name", rx.recv()).await, Some(msg!["by name"]));
+    let (tx, rx2) = oneshot::channel();
+    mon(&p, move |_| drop(tx.send(lookup("prelude-service")))).detach();
+    kil(&p, Reason::normal()).unwrap();
+    assert_eq!(within("the monitor", rx2).await.unwrap(), None);
+}

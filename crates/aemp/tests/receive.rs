@@ -360,3 +360,26 @@ async fn receive_is_refused_on_ports_of_other_nodes_and_node_ports() {
     died(dead).await;
     assert_eq!(node.receive(&port, "t", |_: Message| ()), Ok(()));
 }
+
+#[tokio::test]
+async fn a_default_callback_returning_done_is_unregistered() {
+    let node = start();
+    let (out, mut rx) = sink(&node);
+    let port = node.new_port();
+    node.receive(&port, "known", tell(&node, &out, "known", Flow::Continue))
+        .unwrap();
+    node.receive_default(&port, tell(&node, &out, "default", Flow::Done))
+        .unwrap();
+    let dead = death(&node, &port);
+    node.send(&port, msg!["x", 1]);
+    node.send(&port, msg!["x", 2]);
+    node.send(&port, msg!["known"]);
+    flush(&node).await;
+    assert_eq!(
+        drain(&mut rx),
+        vec![msg!["default", "x", 1], msg!["known", "known"]]
+    );
+    // Unregistering the default callback does not end the port.
+    node.kill(&port, Reason::new(vec!["end".into()])).unwrap();
+    assert_eq!(died(dead).await, Reason::new(vec!["end".into()]));
+}
