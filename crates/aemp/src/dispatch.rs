@@ -28,7 +28,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::kernel;
 use crate::monitor::{Action, Reason};
-use crate::node::{InitFn, LocalKey, Node, Shared};
+use crate::node::{Dispatcher, InitFn, LocalKey, Node, Shared};
 use crate::port::{Behaviour, Callback, Outcome, Pattern};
 
 /// Work for the dispatcher.
@@ -494,16 +494,31 @@ impl Core {
 
     #[inline]
     fn deliver(&mut self, key: u64, msg: Message) {
-        let Some(entry) = self.ports.get_mut(&key) else {
-            if self.exists_after_catch_up(key) {
-                self.deliver(key, msg);
-            } else {
-                tracing::debug!(key, "message to a port that does not exist; dropped");
-            }
+        if let Some(entry) = self.ports.get_mut(&key) {
+            let outcome = handle(entry, msg);
+            self.after(key, outcome);
             return;
-        };
-        let outcome = catch_unwind(AssertUnwindSafe(|| entry.behaviour.handle(msg)))
-            .unwrap_or_else(|panic| Outcome::Die(panic_text(&panic)));
+        }
+        self.deliver_late(key, msg);
+    }
+
+    /// A message to a port not in the table: its creation may still wait in the channel.
+    #[cold]
+    #[inline(never)]
+    fn deliver_late(&mut self, key: u64, msg: Message) {
+        if self.exists_after_catch_up(key)
+            && let Some(entry) = self.ports.get_mut(&key)
+        {
+            let outcome = handle(entry, msg);
+            self.after(key, outcome);
+        } else {
+            tracing::debug!(key, "message to a port that does not exist; dropped");
+        }
+    }
+
+    /// Acts on what a port's code asked for.
+    #[inline]
+    fn after(&mut self, key: u64, outcome: Outcome) {
         match outcome {
             Outcome::Continue => {}
             Outcome::Done => self.finish(key, Reason::normal()),
@@ -614,8 +629,30 @@ fn set_current(key: Option<u64>, name: Option<Arc<str>>) -> (Option<u64>, Option
 /// How many jobs a dispatcher runs before it lets other tasks on its thread run.
 const BATCH: usize = 4096;
 
-/// The dispatcher task: runs until every handle to the node's channel is gone.
-pub(crate) async fn run(mut core: Core) {
+/// The dispatcher loop, on the node's own thread: runs until [`Job::Shutdown`] or until every
+/// handle to the node's channel is gone.
+pub(crate) fn run(mut core: Core, runtime: &tokio::runtime::Handle) {
+    while !core.stopped {
+        while let Ok(job) = core.injected.try_recv() {
+            core.accept(job);
+        }
+        if core.is_idle() {
+            // Outside the runtime's context: blocking here is allowed.
+            match core.injected.blocking_recv() {
+                Some(job) => core.accept(job),
+                None => break,
+            }
+            continue;
+        }
+        // Callbacks run in the node's runtime context, so they may spawn tasks and timers.
+        let _context = runtime.enter();
+        run_batch(&mut core);
+    }
+    tracing::debug!(node = %core.node.id(), "node shut down");
+}
+
+/// The dispatcher loop as a task on the runtime (see [`Dispatcher::Task`]).
+pub(crate) async fn run_task(mut core: Core) {
     while !core.stopped {
         while let Ok(job) = core.injected.try_recv() {
             core.accept(job);
@@ -623,11 +660,12 @@ pub(crate) async fn run(mut core: Core) {
         if core.is_idle() {
             match core.injected.recv().await {
                 Some(job) => core.accept(job),
-                None => return,
+                None => break,
             }
             continue;
         }
         run_batch(&mut core);
+        // Let the runtime's other tasks run between batches.
         tokio::task::yield_now().await;
     }
     tracing::debug!(node = %core.node.id(), "node shut down");
@@ -661,16 +699,21 @@ fn run_batch(core: &mut Core) {
             break;
         };
         budget -= 1;
-        if core.stopped {
-            break;
+        match job {
+            Job::Deliver { key, msg } => {
+                // SELF for the callback about to run.
+                CURRENT.set(key);
+                core.deliver(key, msg);
+            }
+            other => {
+                // Other jobs set SELF themselves where they run port code.
+                CURRENT.set(0);
+                core.run_job(other);
+                if core.stopped {
+                    break;
+                }
+            }
         }
-        if let Job::Deliver { key, .. } = &job {
-            // SELF for the callback about to run; other jobs set their own.
-            CURRENT.set(*key);
-        } else {
-            CURRENT.set(0);
-        }
-        core.run_job(job);
     }
     core.apply_control();
     CURRENT.set(0);
@@ -684,6 +727,13 @@ fn run_batch(core: &mut Core) {
     }
     core.spare = local;
     core.active = active;
+}
+
+/// Runs a port's code on one message; a panic becomes [`Outcome::Die`].
+#[inline]
+fn handle(entry: &mut Entry, msg: Message) -> Outcome {
+    catch_unwind(AssertUnwindSafe(|| entry.behaviour.handle(msg)))
+        .unwrap_or_else(|panic| Outcome::Die(panic_text(&panic)))
 }
 
 /// The text of a panic payload, as Perl's `die` message would be.

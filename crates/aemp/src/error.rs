@@ -16,6 +16,9 @@ pub enum NodeError {
     /// The operating system's random source failed.
     #[error("random source failed: {0}")]
     Random(String),
+    /// The dispatcher thread could not be started.
+    #[error("cannot start the node's dispatcher thread: {0}")]
+    Thread(String),
 }
 
 /// Why a port operation was refused.

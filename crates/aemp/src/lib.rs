@@ -76,7 +76,7 @@ pub use error::{CallError, KillError, NodeError, PortError, RecvError, SpawnErro
 pub use kernel::EVAL_REFUSED;
 pub use mailbox::Mailbox;
 pub use monitor::{MonitorGuard, Origin, Reason};
-pub use node::{Node, NodeBuilder};
+pub use node::{Dispatcher, Node, NodeBuilder};
 pub use port::{Flow, IntoFlow, Pattern};
 pub use time::{CallResult, Timer};
 

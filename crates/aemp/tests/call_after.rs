@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aemp::{CallError, CallResult, Message, Node, PortError, PortId, Reason, RecvError, msg};
-use support::{WAIT, death, died, flush, next, no_such_port, sink, start, within};
+use support::{WAIT, death, died, flush, next, no_such_port, sink, start, start_on_task, within};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
@@ -32,7 +32,7 @@ fn echo(node: &Node) -> PortId {
 
 #[tokio::test(start_paused = true)]
 async fn after_sends_the_message_once_the_delay_has_passed() {
-    let node = start();
+    let node = start_on_task();
     let mut mailbox = node.mailbox();
     let start = Instant::now();
     let _timer = node.after(Duration::from_secs(60), mailbox.port(), msg!["tick", 1]);
@@ -47,7 +47,7 @@ async fn after_sends_the_message_once_the_delay_has_passed() {
 
 #[tokio::test(start_paused = true)]
 async fn timers_fire_in_deadline_order() {
-    let node = start();
+    let node = start_on_task();
     let mut mailbox = node.mailbox();
     node.after(Duration::from_secs(3), mailbox.port(), msg![3]);
     node.after(Duration::from_secs(1), mailbox.port(), msg![1]);
@@ -59,7 +59,7 @@ async fn timers_fire_in_deadline_order() {
 
 #[tokio::test(start_paused = true)]
 async fn a_cancelled_timer_never_fires_and_dropping_one_does_not_cancel() {
-    let node = start();
+    let node = start_on_task();
     let mut mailbox = node.mailbox();
     let cancelled = node.after(Duration::from_secs(5), mailbox.port(), msg!["cancelled"]);
     let dropped = node.after(Duration::from_secs(10), mailbox.port(), msg!["dropped"]);
@@ -85,7 +85,7 @@ async fn a_cancelled_timer_never_fires_and_dropping_one_does_not_cancel() {
 
 #[tokio::test(start_paused = true)]
 async fn after_fn_runs_on_the_node_outside_any_port() {
-    let node = start();
+    let node = start_on_task();
     let (tx, rx) = oneshot::channel();
     let start = Instant::now();
     node.after_fn(Duration::from_secs(7), move || {
@@ -100,7 +100,7 @@ async fn after_fn_runs_on_the_node_outside_any_port() {
 
 #[tokio::test(start_paused = true)]
 async fn a_panicking_after_fn_harms_no_one() {
-    let node = start();
+    let node = start_on_task();
     node.after_fn(Duration::from_secs(1), || panic!("timer failed"));
     let mut mailbox = node.mailbox();
     node.after(
@@ -168,7 +168,7 @@ async fn the_reply_port_is_the_last_element_and_dies_normally_after_the_reply() 
 
 #[tokio::test(start_paused = true)]
 async fn call_times_out_without_a_reply() {
-    let node = start();
+    let node = start_on_task();
     let (silent, _rx) = sink(&node);
     let start = Instant::now();
     let result = node
@@ -224,7 +224,7 @@ async fn calling_a_missing_port_fails_at_once_with_no_such_port() {
 async fn the_callback_runs_once_even_if_the_target_dies_after_replying() {
     // Without a timeout (where 1.30 called back a second time) and with one.
     for timeout in [None, Some(Duration::from_secs(5))] {
-        let node = start();
+        let node = start_on_task();
         let n = node.clone();
         let server = node.port(move |m: Message| {
             let reply: PortId = m.last().unwrap().decode().unwrap();

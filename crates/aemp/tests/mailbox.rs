@@ -9,7 +9,7 @@ mod support;
 use std::time::Duration;
 
 use aemp::{Message, Pattern, Reason, RecvError, Value, msg};
-use support::{death, died, start, within};
+use support::{death, died, start, start_on_task, within};
 
 const SHORT: Duration = Duration::from_secs(5);
 
@@ -30,7 +30,7 @@ async fn recv_returns_messages_in_order() {
 
 #[tokio::test(start_paused = true)]
 async fn recv_timeout_times_out_when_nothing_arrives() {
-    let node = start();
+    let node = start_on_task();
     let mut mailbox = node.mailbox();
     let start = tokio::time::Instant::now();
     assert_eq!(
@@ -44,7 +44,7 @@ async fn recv_timeout_times_out_when_nothing_arrives() {
 
 #[tokio::test(start_paused = true)]
 async fn recv_timeout_gets_a_message_sent_while_waiting() {
-    let node = start();
+    let node = start_on_task();
     let mut mailbox = node.mailbox();
     node.after(Duration::from_secs(3), mailbox.port(), msg!["timer"]);
     assert_eq!(
@@ -106,7 +106,7 @@ async fn selective_receive_by_predicate_waits_for_a_later_match() {
 
 #[tokio::test(start_paused = true)]
 async fn selective_receive_times_out_and_keeps_what_it_passed_over() {
-    let node = start();
+    let node = start_on_task();
     let mut mailbox = node.mailbox();
     node.send(mailbox.port(), msg!["x"]);
     node.send(mailbox.port(), msg!["y"]);

@@ -23,6 +23,15 @@ pub(crate) fn start() -> Node {
     Node::builder().start().unwrap()
 }
 
+/// Starts an anonymous node whose dispatcher is a task on the current runtime: needed with
+/// tokio's paused clock, which advances only while the runtime is idle.
+pub(crate) fn start_on_task() -> Node {
+    Node::builder()
+        .dispatcher(aemp::Dispatcher::Task)
+        .start()
+        .unwrap()
+}
+
 /// Awaits `f`, failing the test if it takes longer than [`WAIT`].
 pub(crate) async fn within<F: Future>(what: &str, f: F) -> F::Output {
     match tokio::time::timeout(WAIT, f).await {
