@@ -28,7 +28,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::kernel;
 use crate::monitor::{Action, Reason};
-use crate::node::{Dispatcher, InitFn, LocalKey, Node, Shared};
+use crate::node::{InitFn, LocalKey, Node, Shared};
 use crate::port::{Behaviour, Callback, Outcome, Pattern};
 
 /// Work for the dispatcher.
@@ -651,7 +651,7 @@ pub(crate) fn run(mut core: Core, runtime: &tokio::runtime::Handle) {
     tracing::debug!(node = %core.node.id(), "node shut down");
 }
 
-/// The dispatcher loop as a task on the runtime (see [`Dispatcher::Task`]).
+/// The dispatcher loop as a task on the runtime (see [`crate::Dispatcher::Task`]).
 pub(crate) async fn run_task(mut core: Core) {
     while !core.stopped {
         while let Ok(job) = core.injected.try_recv() {

@@ -150,10 +150,9 @@ impl NodeBuilder {
         let core = Core::new(node.clone(), rx);
         match self.dispatcher {
             Dispatcher::Thread => {
-                let dispatcher_runtime = runtime.clone();
                 std::thread::Builder::new()
                     .name(format!("aemp {}", node.id()))
-                    .spawn(move || dispatch::run(core, &dispatcher_runtime))
+                    .spawn(move || dispatch::run(core, &runtime))
                     .map_err(|e| NodeError::Thread(e.to_string()))?;
             }
             Dispatcher::Task => {
