@@ -480,11 +480,13 @@ impl From<Vec<Value>> for Message {
 impl<const N: usize> From<[Value; N]> for Message {
     /// Builds a message from an array of values, inline when it fits.
     fn from(values: [Value; N]) -> Self {
-        let mut v = SmallVec::new();
-        for value in values {
-            v.push(value);
+        if N <= INLINE {
+            // Fill the inline buffer directly: the common small message costs no loop.
+            let mut it = values.into_iter();
+            let buf = [it.next().unwrap_or_default(), it.next().unwrap_or_default()];
+            return Self(SmallVec::from_buf_and_len(buf, N));
         }
-        Self(v)
+        Self(values.into_iter().collect())
     }
 }
 

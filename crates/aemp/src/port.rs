@@ -140,6 +140,12 @@ pub(crate) enum Behaviour {
     Dying,
 }
 
+#[cold]
+fn dropped_while_dying(msg: &Message) -> Outcome {
+    tracing::debug!(?msg, "message to a dying port dropped");
+    Outcome::Continue
+}
+
 /// The `rcv` table of a full port.
 #[derive(Default)]
 pub(crate) struct Tagged {
@@ -173,10 +179,7 @@ impl Behaviour {
                 Err(e) => Outcome::Die(e),
             },
             Self::Tagged(t) => t.handle(msg),
-            Self::Dying => {
-                tracing::debug!(?msg, "message to a dying port dropped");
-                Outcome::Continue
-            }
+            Self::Dying => dropped_while_dying(&msg),
         }
     }
 
