@@ -21,6 +21,11 @@ enum Command {
     ///
     /// Example: `aemp bench local --json`
     Bench(cmd::bench::Args),
+    /// Show aemp working, with no setup: spawn, ping-pong with round-trip times, a monitor
+    /// firing on a kill.
+    ///
+    /// Example: `aemp demo`
+    Demo,
 }
 
 fn main() -> ExitCode {
@@ -31,6 +36,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Bench(args) => cmd::bench::run(&args),
+        Command::Demo => cmd::demo::run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
