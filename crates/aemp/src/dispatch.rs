@@ -23,7 +23,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
-use aemp_proto::{Message, PortId};
+use aemp_proto::{Message, NodeId, PortId, Value};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::kernel;
@@ -50,6 +50,8 @@ pub(crate) enum Job {
     Run(Box<dyn FnOnce(&mut Core) + Send>),
     /// Stop the dispatcher: every port dies with the node (monitors do not fire).
     Shutdown,
+    /// Several jobs in order (what one network read delivered).
+    Batch(Vec<Self>),
 }
 
 /// A spawn waiting to run its init function.
@@ -162,11 +164,15 @@ pub(crate) struct Core {
     unfired: VecDeque<(u64, Action)>,
     /// The port a running spawn init may create with `receive` on `SELF`.
     spawning: Option<u64>,
+    /// The peer-chosen name of the port a running remote spawn creates.
+    spawning_name: Option<Arc<str>>,
     /// Ports whose spawn init has not run yet, with the monitors and registration that wait
     /// for them (so `spawn` then `mon` works, as AEMP promises).
     pending_spawns: HashMap<u64, PendingSpawn, BuildHasherDefault<KeyHasher>>,
     /// The dispatcher's private batch queue, kept between batches for its allocation.
     spare: VecDeque<Job>,
+    /// Monitors peers placed on our ports (`mon1`): (peer, key) → (count, monitor id).
+    peer_monitors: HashMap<(NodeId, u64), (u32, u64)>,
     /// Work injected from other threads and tasks (see [`Core::exists_after_catch_up`]).
     injected: UnboundedReceiver<Job>,
     /// Set by [`Job::Shutdown`].
@@ -214,7 +220,9 @@ impl Core {
             foreign: HashMap::new(),
             unfired: VecDeque::new(),
             spawning: None,
+            spawning_name: None,
             pending_spawns: HashMap::default(),
+            peer_monitors: HashMap::new(),
             spare: VecDeque::new(),
             injected,
             stopped: false,
@@ -239,6 +247,11 @@ impl Core {
             // A port created elsewhere exists from the moment its creator has its ID, so
             // anything issued after the creation finds it, whatever path it took.
             Job::Install { key, behaviour } => self.install(key, None, behaviour),
+            Job::Batch(jobs) => {
+                for job in jobs {
+                    self.accept(job);
+                }
+            }
             other => self.push(other),
         }
     }
@@ -315,7 +328,8 @@ impl Core {
             && self.spawning == Some(key)
         {
             // A spawn init calling `receive` on SELF creates its port (reference §2.11).
-            self.install(key, None, Behaviour::Empty);
+            let name = self.spawning_name.clone();
+            self.install(key, name, Behaviour::Empty);
         }
         let Some(entry) = self.ports.get_mut(&key) else {
             return false;
@@ -333,12 +347,7 @@ impl Core {
     /// Adds a monitor; fires it at once with `no_such_port` if the port does not exist.
     pub(crate) fn monitor(&mut self, port: &PortId, id: u64, action: Action) {
         if !self.node.shared.is_local(port) {
-            // Until the transport exists, a remote port is unreachable: monitors fire as they
-            // would after the connect timeout.
-            self.fire(
-                action,
-                Reason::transport_error(port.node(), "unable to connect"),
-            );
+            crate::net::add_monitor(&self.node.shared, port, id, action);
             return;
         }
         if port.is_node_port() {
@@ -362,6 +371,10 @@ impl Core {
     }
 
     pub(crate) fn unmonitor(&mut self, port: &PortId, id: u64) {
+        if !self.node.shared.is_local(port) {
+            drop(crate::net::remove_monitor(&self.node.shared, port, id));
+            return;
+        }
         self.unfired.retain(|(m, _)| *m != id);
         let Some(key) = self.key(port) else {
             return;
@@ -454,6 +467,104 @@ impl Core {
                 msg.extend(reason.into_values());
                 self.route(&port, msg);
             }
+            Action::Peer(node, name) => {
+                if let Some(key) = self.key(&self.node.shared.port_id_named(&name)) {
+                    self.peer_monitors.remove(&(node.clone(), key));
+                }
+                let mut values = vec![Value::from("kil0"), Value::from(name)];
+                values.extend(reason.into_values());
+                self.node_request(&node, values);
+            }
+        }
+    }
+
+    /// Sends `["", values…]` to the node port of `node`.
+    pub(crate) fn node_request(&mut self, node: &NodeId, values: Vec<Value>) {
+        self.node
+            .shared
+            .send_remote(&PortId::node_port(node.clone()), Message::new(values));
+    }
+
+    /// The connection to `node` is gone (or never came): every monitor on its ports fires.
+    pub(crate) fn node_down(&mut self, node: &NodeId, reason: Reason) {
+        for action in crate::net::take_monitors(&self.node.shared, node, None) {
+            self.fire(action, reason.clone());
+        }
+        // What the peer monitored here is forgotten: its side fired with the same reason.
+        let gone: Vec<(u64, u64)> = self
+            .peer_monitors
+            .iter()
+            .filter(|((n, _), _)| n == node)
+            .map(|((_, key), (_, id))| (*key, *id))
+            .collect();
+        for (key, id) in gone {
+            self.peer_monitors.remove(&(node.clone(), key));
+            if let Some(entry) = self.ports.get_mut(&key) {
+                entry.monitors.retain(|(m, _)| *m != id);
+            }
+        }
+    }
+
+    /// `kil0` from `node`: its port `name` died; our monitors on it fire.
+    pub(crate) fn remote_port_died(&mut self, node: &NodeId, name: &str, reason: Reason) {
+        for action in crate::net::take_monitors(&self.node.shared, node, Some(name)) {
+            self.fire(action, reason.clone());
+        }
+    }
+
+    /// `mon1` from `node` for our port `name` (reference-counted per peer, unlike Perl).
+    pub(crate) fn peer_monitor(&mut self, node: &NodeId, name: &str) {
+        let port = self.node.shared.port_id_named(name);
+        let key = self.key(&port);
+        if let Some(k) = key
+            && let Some((count, _)) = self.peer_monitors.get_mut(&(node.clone(), k))
+        {
+            *count += 1;
+            return;
+        }
+        let id = self.node.shared.next_monitor_id();
+        let exists = key
+            .is_some_and(|k| self.ports.contains_key(&k) || self.pending_spawns.contains_key(&k));
+        if let (true, Some(k)) = (exists, key) {
+            self.peer_monitors.insert((node.clone(), k), (1, id));
+        }
+        self.monitor(&port, id, Action::Peer(node.clone(), name.to_owned()));
+    }
+
+    /// `mon0` from `node` for our port `name`.
+    pub(crate) fn peer_unmonitor(&mut self, node: &NodeId, name: &str) {
+        let port = self.node.shared.port_id_named(name);
+        let Some(key) = self.key(&port) else {
+            return;
+        };
+        let slot = (node.clone(), key);
+        let Some((count, id)) = self.peer_monitors.get_mut(&slot) else {
+            return;
+        };
+        *count -= 1;
+        if *count == 0 {
+            let id = *id;
+            self.peer_monitors.remove(&slot);
+            self.unmonitor(&port, id);
+        }
+    }
+
+    /// `AnyEvent::MP::_spawn` from a peer: run `init` for a port named `name` by the peer.
+    pub(crate) fn spawn_for_peer(&mut self, name: &str, init: &str, args: Message) {
+        if self.foreign.contains_key(name) {
+            tracing::warn!(name, "spawn of a port name that is already in use refused");
+            return;
+        }
+        let key = self.node.shared.next_key();
+        let name: Arc<str> = Arc::from(name);
+        self.foreign.insert(name.clone(), key);
+        self.spawning_name = Some(name);
+        let init_fn = self.node.shared.init(init);
+        self.pending_spawns.insert(key, PendingSpawn::default());
+        self.spawn(key, init_fn, init, args);
+        self.spawning_name = None;
+        if !self.ports.contains_key(&key) {
+            self.foreign.retain(|_, k| *k != key);
         }
     }
 
@@ -489,6 +600,11 @@ impl Core {
             Job::User { port, f } => self.run_user(port, f),
             Job::Run(f) => f(self),
             Job::Shutdown => self.stopped = true,
+            Job::Batch(jobs) => {
+                for job in jobs {
+                    self.push(job);
+                }
+            }
         }
     }
 
@@ -547,7 +663,7 @@ impl Core {
         }
         // Hand what waited for the port to it, or report that it never came to be.
         let pending = self.pending_spawns.remove(&key).unwrap_or_default();
-        let port = self.node.shared.port_id(key, None);
+        let port = self.node.shared.port_id(key, self.spawning_name.as_deref());
         match self.ports.get_mut(&key) {
             Some(entry) => {
                 entry.monitors.extend(pending.monitors);
@@ -566,7 +682,7 @@ impl Core {
 
     fn run_init(&mut self, key: u64, init: &InitFn, args: Message) {
         self.spawning = Some(key);
-        let previous = set_current(Some(key), None);
+        let previous = set_current(Some(key), self.spawning_name.clone());
         let result = catch_unwind(AssertUnwindSafe(|| init(args)))
             .unwrap_or_else(|panic| Err(panic_text(&panic)));
         set_current(previous.0, previous.1);

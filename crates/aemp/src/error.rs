@@ -16,6 +16,14 @@ pub enum NodeError {
     /// The operating system's random source failed.
     #[error("random source failed: {0}")]
     Random(String),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {reason}")]
+    Bind {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        reason: String,
+    },
     /// The dispatcher thread could not be started.
     #[error("cannot start the node's dispatcher thread: {0}")]
     Thread(String),

@@ -8,7 +8,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use aemp_proto::{Message, PortId, Value};
+use aemp_proto::{Message, NodeId, PortId, Value};
 
 use crate::dispatch::{Core, Job};
 use crate::monitor::{Origin, Reason};
@@ -16,8 +16,14 @@ use crate::monitor::{Origin, Reason};
 /// The answer a Rust node gives to `eval` in place of Perl's `$@`.
 pub const EVAL_REFUSED: &str = "eval is not supported: aemp (Rust) nodes do not evaluate code";
 
-/// Handles one message to the node port.
+/// Handles one message to the node port from this node.
 pub(crate) fn handle(core: &mut Core, msg: Message) {
+    handle_from(core, None, msg);
+}
+
+/// Handles one message to the node port; `from` is the sending node for messages that came
+/// over a connection (needed by `mon1`, `mon0`, `kil0`).
+pub(crate) fn handle_from(core: &mut Core, from: Option<&NodeId>, msg: Message) {
     let mut args = msg.into_inner().into_iter();
     let Some(tag) = args.next() else {
         return; // `[]`: keepalive
@@ -86,6 +92,46 @@ pub(crate) fn handle(core: &mut Core, msg: Message) {
         "eval" => {
             let rest: Vec<Value> = args.into_iter().skip(1).collect();
             reply(core, &rest, vec![Value::from(EVAL_REFUSED)]);
+        }
+        "mon1" | "mon0" | "kil0" => {
+            let Some(from) = from else {
+                tracing::warn!(
+                    request = tag,
+                    "monitor request without a source node ignored"
+                );
+                return;
+            };
+            let mut args = args.into_iter();
+            let Some(name) = args
+                .next()
+                .and_then(|n| n.to_perl_string().map(|s| s.into_owned()))
+            else {
+                tracing::warn!(request = tag, "monitor request without a port name ignored");
+                return;
+            };
+            match tag.as_str() {
+                "mon1" => core.peer_monitor(from, &name),
+                "mon0" => core.peer_unmonitor(from, &name),
+                _ => {
+                    let reason = Reason::new(args.collect()).with_origin(Origin::Remote);
+                    core.remote_port_died(from, &name, reason);
+                }
+            }
+        }
+        "AnyEvent::MP::_spawn" => {
+            let mut args = args.into_iter();
+            let name = args
+                .next()
+                .and_then(|n| n.to_perl_string().map(|s| s.into_owned()));
+            let init = args
+                .next()
+                .and_then(|n| n.to_perl_string().map(|s| s.into_owned()));
+            match (name, init) {
+                (Some(name), Some(init)) if !name.is_empty() => {
+                    core.spawn_for_peer(&name, &init, args.collect());
+                }
+                _ => tracing::warn!("malformed spawn request ignored"),
+            }
         }
         other => tracing::info!(request = other, "unknown node request ignored"),
     }

@@ -66,6 +66,7 @@ mod error;
 mod kernel;
 mod mailbox;
 mod monitor;
+mod net;
 mod node;
 mod port;
 pub mod prelude;
@@ -76,6 +77,7 @@ pub use error::{CallError, KillError, NodeError, PortError, RecvError, SpawnErro
 pub use kernel::EVAL_REFUSED;
 pub use mailbox::Mailbox;
 pub use monitor::{MonitorGuard, Origin, Reason};
+pub use net::NetError;
 pub use node::{Dispatcher, Node, NodeBuilder};
 pub use port::{Flow, IntoFlow, Pattern};
 pub use time::{CallResult, Timer};

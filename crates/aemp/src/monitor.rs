@@ -147,6 +147,8 @@ pub(crate) enum Action {
     Kill(PortId),
     /// Send this message with the reason's values appended (always).
     Send(PortId, Message),
+    /// A peer node monitors this port (`mon1`): send it `["", "kil0", name, reason…]`.
+    Peer(NodeId, String),
 }
 
 /// Unregisters a monitor when dropped; [`detach`](Self::detach) keeps it for good.

@@ -6,12 +6,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use aemp_proto::id::format_name;
-use aemp_proto::{Message, NodeId, PortId, PortNameGenerator};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use aemp_proto::auth::Secret;
+use aemp_proto::framing::Framing;
+use aemp_proto::handshake::HandshakeConfig;
+use aemp_proto::{Message, NodeId, PortId, PortNameGenerator, Value};
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 
 use crate::dispatch::{self, Core, Job, RcvChange, SpawnJob, with_active};
 use crate::error::{KillError, NodeError, PortError, SpawnError};
 use crate::monitor::{Action, MonitorGuard, Reason};
+use crate::net::NetError;
 use crate::port::{Behaviour, IntoFlow, Pattern, callback};
 
 /// A running node: the process's identity in an AEMP network and the owner of its ports.
@@ -63,6 +70,8 @@ pub(crate) struct Shared {
     /// The runtime the node was started on, where its timers run: methods may be called
     /// from threads outside any runtime.
     pub(crate) runtime: tokio::runtime::Handle,
+    /// Connections to other nodes.
+    pub(crate) net: crate::net::Net,
 }
 
 /// A registered spawn init function.
@@ -86,6 +95,10 @@ pub(crate) enum LocalKey {
 pub struct NodeBuilder {
     id: Option<String>,
     dispatcher: Dispatcher,
+    secret: Option<Vec<u8>>,
+    binds: Vec<SocketAddr>,
+    monitor_timeout: Option<Duration>,
+    framings: Option<Vec<Framing>>,
 }
 
 /// Where a node's dispatcher (the loop that runs all its callbacks) runs.
@@ -108,6 +121,32 @@ impl NodeBuilder {
     /// Sets the node ID. Default: `anon/<random>`, as AEMP's `anon/`.
     pub fn id(mut self, id: impl Into<String>) -> Self {
         self.id = Some(id.into());
+        self
+    }
+
+    /// Sets the shared secret other nodes must know (HMAC-MD6 authentication). A node with
+    /// neither a secret nor a certificate can talk to nobody.
+    pub fn secret(mut self, secret: impl Into<Vec<u8>>) -> Self {
+        self.secret = Some(secret.into());
+        self
+    }
+
+    /// Listens on `addr` (port 0 picks a free port; see [`Node::listen_addrs`]).
+    pub fn bind(mut self, addr: SocketAddr) -> Self {
+        self.binds.push(addr);
+        self
+    }
+
+    /// How long messages for an unreachable node are kept, and how long a handshake may take
+    /// (AEMP's `monitor_timeout`, default 30 s).
+    pub fn monitor_timeout(mut self, timeout: Duration) -> Self {
+        self.monitor_timeout = Some(timeout);
+        self
+    }
+
+    /// The framings we offer, in preference order (default `cbor`, `json`).
+    pub fn framings(mut self, framings: Vec<Framing>) -> Self {
+        self.framings = Some(framings);
         self
     }
 
@@ -134,6 +173,13 @@ impl NodeBuilder {
             Some(id) => id.to_owned(),
         };
         let id = NodeId::new(&id).map_err(NodeError::InvalidId)?;
+        let monitor_timeout = self.monitor_timeout.unwrap_or(DEFAULT_MONITOR_TIMEOUT);
+        let mut handshake = HandshakeConfig::new(id.clone());
+        handshake.secret = self.secret.map(Secret::new);
+        handshake.timeout = monitor_timeout;
+        if let Some(framings) = self.framings {
+            handshake.framings = framings;
+        }
         let (injector, rx) = unbounded_channel();
         let node = Node {
             shared: Arc::new(Shared {
@@ -145,6 +191,7 @@ impl NodeBuilder {
                 names: Mutex::new(HashMap::new()),
                 monitor_ids: AtomicU64::new(1),
                 runtime: runtime.clone(),
+                net: crate::net::Net::new(handshake, monitor_timeout),
             }),
         };
         let core = Core::new(node.clone(), rx);
@@ -158,6 +205,26 @@ impl NodeBuilder {
             Dispatcher::Task => {
                 runtime.spawn(dispatch::run_task(core));
             }
+        }
+        // A Perl 1.30 node spawns its Global link port on every node it meets and monitors it
+        // (reference §6.4, §6.7): accept it so the Perl node keeps its link to us.
+        let global = node.clone();
+        node.register_init("AnyEvent::MP::Global::connect", move |_args: Message| {
+            let Some(me) = crate::self_port() else {
+                return Err("no port context".to_owned());
+            };
+            global
+                .receive_default(&me, |msg: Message| {
+                    tracing::debug!(%msg, "Global link message ignored (Global is not implemented yet)");
+                })
+                .map_err(|e| e.to_string())
+        })
+        .map_err(|_| NodeError::Random("built-in init name".to_owned()))?;
+        for addr in self.binds {
+            crate::net::listen(&node.shared, addr).map_err(|e| NodeError::Bind {
+                addr,
+                reason: e.to_string(),
+            })?;
         }
         crate::prelude::offer_default(&node);
         Ok(node)
@@ -345,12 +412,24 @@ impl Node {
 
     fn add_monitor(&self, port: &PortId, action: Action) -> MonitorGuard {
         let id = self.shared.monitor_ids.fetch_add(1, Ordering::Relaxed);
-        let target = port.clone();
-        self.exec(move |core| core.monitor(&target, id, action));
+        if self.port_is_local(port) {
+            let target = port.clone();
+            self.exec(move |core| core.monitor(&target, id, action));
+        } else {
+            // Right away, so `mon1` precedes anything this sender sends that node next.
+            crate::net::add_monitor(&self.shared, port, id, action);
+        }
         MonitorGuard::new(self.clone(), port.clone(), id)
     }
 
     pub(crate) fn unmonitor(&self, port: &PortId, id: u64) {
+        if !self.port_is_local(port) {
+            // The action may hold user values: drop it on the dispatcher, like local ones.
+            if let Some(action) = crate::net::remove_monitor(&self.shared, port, id) {
+                self.exec(move |_| drop(action));
+            }
+            return;
+        }
         let port = port.clone();
         self.exec(move |core| core.unmonitor(&port, id));
     }
@@ -467,12 +546,41 @@ impl Node {
 
     /// Nodes this node knows of, itself first.
     pub fn known_nodes(&self) -> Vec<NodeId> {
-        vec![self.id().clone()]
+        let mut nodes = vec![self.id().clone()];
+        nodes.extend(self.shared.net.known_nodes());
+        nodes
     }
 
     /// Nodes connected to this node (never itself).
     pub fn up_nodes(&self) -> Vec<NodeId> {
-        Vec::new()
+        self.shared.net.up_nodes()
+    }
+
+    /// `true` if `node` is connected (and `true` for this node itself).
+    pub fn node_is_up(&self, node: &NodeId) -> bool {
+        node == self.id() || self.up_nodes().contains(node)
+    }
+
+    /// Closes the connection to `node` (if connected). Monitors on its ports fire with
+    /// `["transport_error", node, "connection closed by this node"]` here, and with a
+    /// transport error on the other side; either side may connect again later.
+    pub fn disconnect(&self, node: &NodeId) {
+        self.shared.net.disconnect(node);
+    }
+
+    /// The addresses this node listens on.
+    pub fn listen_addrs(&self) -> Vec<SocketAddr> {
+        self.shared.net.listening()
+    }
+
+    /// Connects to the node listening at `addr`; resolves with its node ID once both sides
+    /// have authenticated. Messages queued for that node are then sent, in order.
+    ///
+    /// # Errors
+    ///
+    /// [`NetError`] if the connection or the handshake fails (wrong secret, ...).
+    pub async fn connect(&self, addr: SocketAddr) -> Result<NodeId, NetError> {
+        crate::net::connect(self.shared.clone(), addr).await
     }
 
     /// Stops the node once the work sent before this call is done: its ports are dropped
@@ -508,9 +616,7 @@ impl Node {
     }
 
     pub(crate) fn inject(&self, job: Job) {
-        if self.shared.injector.send(job).is_err() {
-            tracing::debug!(node = %self.id(), "node is shut down; work dropped");
-        }
+        self.shared.inject(job);
     }
 }
 
@@ -585,20 +691,63 @@ impl Shared {
             .retain(|_, p| p != port);
     }
 
-    /// No transport yet: messages to other nodes are dropped (the network arrives with the
-    /// transport). Logged so the loss is visible.
-    pub(crate) fn send_remote(&self, port: &PortId, _msg: Message) {
-        tracing::debug!(%port, "no connection to the port's node; message dropped");
+    /// This node's ID.
+    pub(crate) fn id(&self) -> &NodeId {
+        &self.id
     }
 
-    pub(crate) fn kill_remote(&self, port: &PortId, _reason: Reason) {
-        tracing::debug!(%port, "no connection to the port's node; kill dropped");
+    /// The ID of our port called `name` (any name; an invalid one yields the node port).
+    pub(crate) fn port_id_named(&self, name: &str) -> PortId {
+        PortId::new(self.id.clone(), name).unwrap_or_else(|_| PortId::node_port(self.id.clone()))
     }
 
-    pub(crate) fn spawn_remote(&self, port: &PortId, init: &str, _args: Message) {
-        tracing::debug!(%port, init, "no connection to the target node; spawn dropped");
+    /// A fresh monitor id.
+    pub(crate) fn next_monitor_id(&self) -> u64 {
+        self.monitor_ids.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The init function registered under `name`.
+    pub(crate) fn init(&self, name: &str) -> Option<InitFn> {
+        self.inits
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(name)
+            .cloned()
+    }
+
+    /// Hands work to the dispatcher from outside it.
+    pub(crate) fn inject(&self, job: Job) {
+        if self.injector.send(job).is_err() {
+            tracing::debug!(node = %self.id, "node is shut down; work dropped");
+        }
+    }
+
+    /// Sends to a port on another node, in order with everything else sent there.
+    pub(crate) fn send_remote(self: &Arc<Self>, port: &PortId, msg: Message) {
+        crate::net::send(self, port.clone(), msg);
+    }
+
+    /// `["", "kil", name, reason…]` to the port's node (reference §2.10).
+    pub(crate) fn kill_remote(self: &Arc<Self>, port: &PortId, reason: Reason) {
+        let mut msg = Message::from([Value::from("kil"), Value::from(port.name())]);
+        msg.extend(reason.into_values());
+        self.send_remote(&PortId::node_port(port.node().clone()), msg);
+    }
+
+    /// `["", "AnyEvent::MP::_spawn", name, init, args…]` to the target node (§2.11).
+    pub(crate) fn spawn_remote(self: &Arc<Self>, port: &PortId, init: &str, args: Message) {
+        let mut msg = Message::new(vec![
+            Value::from("AnyEvent::MP::_spawn"),
+            Value::from(port.name()),
+            Value::from(init),
+        ]);
+        msg.extend(args);
+        self.send_remote(&PortId::node_port(port.node().clone()), msg);
     }
 }
+
+/// AEMP's default `monitor_timeout`.
+const DEFAULT_MONITOR_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Decodes the base-62 counter of a generated port name.
 fn parse_base62(s: &str) -> Option<u64> {

@@ -1,0 +1,556 @@
+//! The network: listeners, dialling, and one task per connection that drives the sans-IO
+//! handshake and then the data phase (reference §4).
+//!
+//! Every node has a [`Net`]. A message for another node goes to that node's [`Link`]: onto
+//! the connection's outbound queue when it is up (one writer task coalesces everything queued
+//! into one write), or into the link's queue while it is down (flushed in order when a
+//! connection comes up, dropped after `monitor_timeout`, when the node's monitors fire with
+//! `["transport_error", node, "unable to connect"]`).
+//!
+//! Not yet here: TLS, dialling learnt addresses and connect retries, crossed-dial resolution
+//! beyond refusing a second connection, Global.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use aemp_proto::framing::{Frame, FrameDecoder, Framing};
+use aemp_proto::greeting::Nonce;
+use aemp_proto::handshake::{Event, Handshake, HandshakeConfig, HandshakeError};
+use aemp_proto::{Message, NodeId, PortId};
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
+
+use crate::dispatch::Job;
+use crate::kernel;
+use crate::monitor::{Action, Reason};
+use crate::node::{LocalKey, Shared};
+
+/// One message for another node: its destination and elements.
+pub(crate) type Out = (PortId, Message);
+
+/// Network state of a node.
+pub(crate) struct Net {
+    /// Our side of every handshake.
+    pub(crate) config: HandshakeConfig,
+    /// Largest message accepted from a peer, in bytes.
+    max_message: usize,
+    /// How long queued messages wait for a connection (Perl's `monitor_timeout`).
+    monitor_timeout: Duration,
+    links: Mutex<HashMap<NodeId, Link>>,
+    /// Our monitors on ports of other nodes, by node and port name ("" for a node port).
+    /// Kept here, not on the dispatcher, so `mon1`/`mon0` go out in issue order with the
+    /// sender's other messages to that node.
+    remote_monitors: Mutex<HashMap<NodeId, PortMonitors>>,
+    /// Addresses our listeners are bound to.
+    listening: Mutex<Vec<SocketAddr>>,
+}
+
+/// Monitors on the ports of one other node, by port name, with their ids.
+type PortMonitors = HashMap<String, Vec<(u64, Action)>>;
+
+/// What we know about one other node.
+#[derive(Default)]
+struct Link {
+    /// The connection, when up.
+    up: Option<Arc<Conn>>,
+    /// Messages waiting for a connection, in order.
+    queue: Vec<Out>,
+    /// Bumped whenever the queue is flushed or dropped, so a stale give-up timer does nothing.
+    generation: u64,
+}
+
+/// The outbound side of an established connection.
+pub(crate) struct Conn {
+    out: Mutex<Vec<Out>>,
+    notify: Notify,
+    closed: std::sync::atomic::AtomicBool,
+    /// Wakes the reader when this side closes the connection.
+    hang_up: Notify,
+}
+
+impl Conn {
+    fn new() -> Self {
+        Self {
+            out: Mutex::new(Vec::new()),
+            notify: Notify::new(),
+            closed: std::sync::atomic::AtomicBool::new(false),
+            hang_up: Notify::new(),
+        }
+    }
+
+    fn push(&self, out: Out) {
+        let mut q = self.out.lock().unwrap_or_else(PoisonError::into_inner);
+        q.push(out);
+        if q.len() == 1 {
+            self.notify.notify_one();
+        }
+    }
+
+    fn close(&self) {
+        self.closed
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.notify.notify_one();
+    }
+}
+
+/// Why a connection could not be made or ended.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NetError {
+    /// A socket operation failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The handshake failed (wrong secret, version, ...).
+    #[error("handshake failed: {0}")]
+    Handshake(#[from] HandshakeError),
+    /// The peer closed the connection during the handshake.
+    #[error("connection closed by the peer during the handshake")]
+    ClosedDuringHandshake,
+    /// Both sides want TLS, which this build does not speak yet.
+    #[error("TLS requested, but not supported yet")]
+    TlsUnsupported,
+    /// This node closed the connection.
+    #[error("connection closed by this node")]
+    ClosedLocally,
+    /// A peer sent bytes that are not a valid message stream.
+    #[error("{0}")]
+    Decode(#[from] aemp_proto::DecodeError),
+}
+
+impl Net {
+    pub(crate) fn new(config: HandshakeConfig, monitor_timeout: Duration) -> Self {
+        Self {
+            config,
+            max_message: 64 << 20,
+            monitor_timeout,
+            links: Mutex::new(HashMap::new()),
+            remote_monitors: Mutex::new(HashMap::new()),
+            listening: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn links(&self) -> std::sync::MutexGuard<'_, HashMap<NodeId, Link>> {
+        self.links.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn listening(&self) -> Vec<SocketAddr> {
+        self.listening
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Nodes with an established connection.
+    pub(crate) fn up_nodes(&self) -> Vec<NodeId> {
+        let mut v: Vec<NodeId> = self
+            .links()
+            .iter()
+            .filter(|(_, l)| l.up.is_some())
+            .map(|(n, _)| n.clone())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Closes the connection to `node`, if any; its monitors fire with `transport_error`.
+    pub(crate) fn disconnect(&self, node: &NodeId) {
+        if let Some(conn) = self.links().get(node).and_then(|l| l.up.clone()) {
+            conn.hang_up.notify_one();
+        }
+    }
+
+    /// Nodes we have a link for (connected or with queued messages).
+    pub(crate) fn known_nodes(&self) -> Vec<NodeId> {
+        let mut v: Vec<NodeId> = self.links().keys().cloned().collect();
+        v.sort();
+        v
+    }
+}
+
+/// Adds a monitor on a port of another node; the first one on that port sends `mon1`
+/// ("exactly one mon1 per 0→1 transition", reference §3).
+pub(crate) fn add_monitor(shared: &Arc<Shared>, port: &PortId, id: u64, action: Action) {
+    let first = {
+        let mut all = shared
+            .net
+            .remote_monitors
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let list = all
+            .entry(port.node().clone())
+            .or_default()
+            .entry(port.name().to_owned())
+            .or_default();
+        list.push((id, action));
+        list.len() == 1
+    };
+    // A node-port monitor sends nothing: it fires only when the connection fails (§2.8).
+    if first && !port.is_node_port() {
+        request(shared, port, "mon1");
+    }
+}
+
+/// Removes a monitor on a port of another node; the last one sends `mon0`.
+pub(crate) fn remove_monitor(shared: &Arc<Shared>, port: &PortId, id: u64) -> Option<Action> {
+    let (action, last) = {
+        let mut all = shared
+            .net
+            .remote_monitors
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let names = all.get_mut(port.node())?;
+        let list = names.get_mut(port.name())?;
+        let i = list.iter().position(|(m, _)| *m == id)?;
+        let (_, action) = list.remove(i);
+        let last = list.is_empty();
+        if last {
+            names.remove(port.name());
+        }
+        (action, last)
+    };
+    if last && !port.is_node_port() {
+        request(shared, port, "mon0");
+    }
+    Some(action)
+}
+
+/// Takes the monitors on one remote port (it died), or on all ports of a node (`None`).
+pub(crate) fn take_monitors(
+    shared: &Arc<Shared>,
+    node: &NodeId,
+    name: Option<&str>,
+) -> Vec<Action> {
+    let mut all = shared
+        .net
+        .remote_monitors
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    match name {
+        Some(name) => all
+            .get_mut(node)
+            .and_then(|names| names.remove(name))
+            .map(|list| list.into_iter().map(|(_, a)| a).collect())
+            .unwrap_or_default(),
+        None => all
+            .remove(node)
+            .map(|names| names.into_values().flatten().map(|(_, a)| a).collect())
+            .unwrap_or_default(),
+    }
+}
+
+/// Sends `["", tag, port name]` to the port's node.
+fn request(shared: &Arc<Shared>, port: &PortId, tag: &str) {
+    send(
+        shared,
+        PortId::node_port(port.node().clone()),
+        Message::from([
+            aemp_proto::Value::from(tag),
+            aemp_proto::Value::from(port.name()),
+        ]),
+    );
+}
+
+/// Sends to a port on another node: onto its connection, or queued until one comes up.
+pub(crate) fn send(shared: &Arc<Shared>, port: PortId, msg: Message) {
+    let net = &shared.net;
+    let node = port.node().clone();
+    let mut links = net.links();
+    let link = links.entry(node.clone()).or_default();
+    if let Some(conn) = &link.up {
+        conn.push((port, msg));
+        return;
+    }
+    link.queue.push((port, msg));
+    if link.queue.len() == 1 {
+        // The first queued message starts the give-up timer (reference §4.11).
+        let generation = link.generation;
+        let weak = Arc::downgrade(shared);
+        let timeout = net.monitor_timeout;
+        shared.runtime.spawn(async move {
+            tokio::time::sleep(timeout).await;
+            if let Some(shared) = weak.upgrade() {
+                give_up(&shared, &node, generation);
+            }
+        });
+    }
+}
+
+/// Drops what waited for `node` too long and tells its monitors.
+fn give_up(shared: &Arc<Shared>, node: &NodeId, generation: u64) {
+    let dropped = {
+        let mut links = shared.net.links();
+        match links.get_mut(node) {
+            Some(link) if link.up.is_none() && link.generation == generation => {
+                link.generation += 1;
+                std::mem::take(&mut link.queue).len()
+            }
+            _ => return,
+        }
+    };
+    tracing::info!(%node, dropped, "unable to connect; queued messages dropped");
+    node_down(shared, node, "unable to connect");
+}
+
+/// Tells the dispatcher that `node` is gone: its monitors fire.
+fn node_down(shared: &Arc<Shared>, node: &NodeId, text: &str) {
+    let reason = Reason::transport_error(node, text);
+    let node = node.clone();
+    shared.inject(Job::Run(Box::new(move |core| {
+        core.node_down(&node, reason)
+    })));
+}
+
+/// Binds a listener and accepts connections until the node is dropped.
+pub(crate) fn listen(shared: &Arc<Shared>, addr: SocketAddr) -> std::io::Result<SocketAddr> {
+    let std_listener = std::net::TcpListener::bind(addr)?;
+    std_listener.set_nonblocking(true)?;
+    let local = std_listener.local_addr()?;
+    let _context = shared.runtime.enter();
+    let listener = TcpListener::from_std(std_listener)?;
+    shared
+        .net
+        .listening
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(local);
+    let weak = Arc::downgrade(shared);
+    shared.runtime.spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let Some(shared) = weak.upgrade() else {
+                return;
+            };
+            tokio::spawn(async move {
+                if let Err(e) = connection(shared, stream).await {
+                    tracing::info!(error = %e, "inbound connection ended");
+                }
+            });
+        }
+    });
+    Ok(local)
+}
+
+/// Dials `addr`; resolves with the peer's node ID once the connection is up.
+pub(crate) async fn connect(shared: Arc<Shared>, addr: SocketAddr) -> Result<NodeId, NetError> {
+    let stream = TcpStream::connect(addr).await?;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let mut tx = Some(tx);
+        let result = connection_with(shared, stream, &mut tx).await;
+        match tx.take() {
+            // Never established: the caller learns why.
+            Some(tx) => {
+                let _ = tx.send(Err(result.err().unwrap_or(NetError::ClosedDuringHandshake)));
+            }
+            None => {
+                if let Err(e) = result {
+                    tracing::info!(error = %e, "connection ended");
+                }
+            }
+        }
+    });
+    rx.await.unwrap_or(Err(NetError::ClosedDuringHandshake))
+}
+
+async fn connection(shared: Arc<Shared>, stream: TcpStream) -> Result<(), NetError> {
+    let mut none = None;
+    connection_with(shared, stream, &mut none).await
+}
+
+/// Runs one connection: the handshake, then the data phase until it breaks. `up` is told the
+/// peer's ID once the connection is established.
+async fn connection_with(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    up: &mut Option<tokio::sync::oneshot::Sender<Result<NodeId, NetError>>>,
+) -> Result<(), NetError> {
+    stream.set_nodelay(true)?;
+    let peer_addr = stream.peer_addr().ok();
+    let (mut rd, mut wr) = stream.into_split();
+    let mut nonce = [0_u8; 66];
+    getrandom::fill(&mut nonce).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let mut hs = Handshake::new(
+        &shared.net.config,
+        Nonce::from_random(&nonce),
+        peer_addr,
+        Instant::now(),
+    );
+    let mut buf = BytesMut::with_capacity(8192);
+    let session = loop {
+        let mut established = None;
+        loop {
+            while let Some(bytes) = hs.poll_transmit() {
+                wr.write_all(&bytes).await?;
+            }
+            let Some(event) = hs.poll_event() else {
+                break;
+            };
+            match event {
+                Event::PeerGreeting { node } => {
+                    if shared
+                        .net
+                        .links()
+                        .get(&node)
+                        .is_some_and(|l| l.up.is_some())
+                    {
+                        // "a node with that ID already has an established transport" (§4.2).
+                        return Err(hs.refuse_peer("already connected").into());
+                    }
+                    if let Err(e) = hs.accept_peer(Instant::now()) {
+                        // Our auth line may be queued: send it, as Perl does, so the peer
+                        // learns the secrets differ rather than seeing the line drop.
+                        while let Some(bytes) = hs.poll_transmit() {
+                            wr.write_all(&bytes).await?;
+                        }
+                        return Err(e.into());
+                    }
+                }
+                Event::StartTls { .. } => return Err(NetError::TlsUnsupported),
+                Event::Established(session) => established = Some(session),
+                _ => {}
+            }
+        }
+        if let Some(session) = established {
+            break session;
+        }
+        let deadline = hs
+            .poll_timeout()
+            .map_or_else(tokio::time::Instant::now, tokio::time::Instant::from_std);
+        match tokio::time::timeout_at(deadline, rd.read_buf(&mut buf)).await {
+            Ok(Ok(0)) => return Err(NetError::ClosedDuringHandshake),
+            Ok(Ok(_)) => {
+                hs.handle_input(&buf, Instant::now())?;
+                buf.clear();
+            }
+            Ok(Err(e)) => return Err(e.into()),
+            Err(_) => hs.handle_timeout(Instant::now())?,
+        }
+    };
+    let peer = session.peer.clone();
+    let conn = Arc::new(Conn::new());
+    // Register the connection; a connection that came up meanwhile wins.
+    {
+        let mut links = shared.net.links();
+        let link = links.entry(peer.clone()).or_default();
+        if link.up.is_some() {
+            return Err(hs.refuse_peer("already connected").into());
+        }
+        link.generation += 1;
+        let queued = std::mem::take(&mut link.queue);
+        conn.out
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(queued);
+        link.up = Some(conn.clone());
+    }
+    conn.notify.notify_one();
+    tracing::info!(node = %peer, framing = %session.send_framing, "connected");
+    if let Some(tx) = up.take() {
+        let _ = tx.send(Ok(peer.clone()));
+    }
+    let writer = tokio::spawn(write_loop(wr, conn.clone(), session.send_framing));
+    let leftover = hs.take_buffered();
+    let result = tokio::select! {
+        r = read_loop(&shared, &peer, rd, leftover, session.recv_framing) => r,
+        () = conn.hang_up.notified() => Err(NetError::ClosedLocally),
+    };
+    conn.close();
+    writer.abort();
+    {
+        let mut links = shared.net.links();
+        if let Some(link) = links.get_mut(&peer)
+            && link.up.as_ref().is_some_and(|c| Arc::ptr_eq(c, &conn))
+        {
+            link.up = None;
+        }
+    }
+    let text = match &result {
+        Ok(()) => "Unexpected end-of-file".to_owned(),
+        Err(e) => e.to_string(),
+    };
+    tracing::info!(node = %peer, reason = text, "disconnected");
+    node_down(&shared, &peer, &text);
+    result
+}
+
+/// Writes everything queued on the connection, many messages per write.
+async fn write_loop(mut wr: OwnedWriteHalf, conn: Arc<Conn>, framing: Framing) {
+    let mut batch: Vec<Out> = Vec::new();
+    let mut bytes: Vec<u8> = Vec::with_capacity(64 * 1024);
+    loop {
+        {
+            let mut q = conn.out.lock().unwrap_or_else(PoisonError::into_inner);
+            std::mem::swap(&mut *q, &mut batch);
+        }
+        if batch.is_empty() {
+            if conn.closed.load(std::sync::atomic::Ordering::Acquire) {
+                return;
+            }
+            conn.notify.notified().await;
+            continue;
+        }
+        bytes.clear();
+        for (port, msg) in batch.drain(..) {
+            framing.encode(port.name(), &msg, &mut bytes);
+        }
+        if let Err(e) = wr.write_all(&bytes).await {
+            tracing::info!(error = %e, "write failed");
+            return;
+        }
+    }
+}
+
+/// Reads and dispatches messages until the connection ends.
+async fn read_loop(
+    shared: &Arc<Shared>,
+    peer: &NodeId,
+    mut rd: OwnedReadHalf,
+    mut buf: BytesMut,
+    framing: Framing,
+) -> Result<(), NetError> {
+    let mut decoder = FrameDecoder::new(framing, shared.net.max_message);
+    loop {
+        let mut jobs = Vec::new();
+        while let Some(frame) = decoder.decode(&mut buf)? {
+            if let Some(job) = inbound(shared, peer, frame) {
+                jobs.push(job);
+            }
+        }
+        if !jobs.is_empty() {
+            shared.inject(Job::Batch(jobs));
+        }
+        if rd.read_buf(&mut buf).await? == 0 {
+            return Ok(());
+        }
+    }
+}
+
+/// Turns a received frame into dispatcher work. The source node of every inbound message is
+/// the connection's node (reference §10, the 1.28 fix).
+fn inbound(shared: &Arc<Shared>, peer: &NodeId, frame: Frame) -> Option<Job> {
+    if frame.port.is_empty() {
+        if frame.message.is_empty() {
+            return None; // `[]`: keepalive
+        }
+        let from = peer.clone();
+        let msg = frame.message;
+        return Some(Job::Run(Box::new(move |core| {
+            kernel::handle_from(core, Some(&from), msg);
+        })));
+    }
+    let port = PortId::new(shared.id().clone(), &frame.port).ok()?;
+    match shared.local_key(&port) {
+        LocalKey::Own(key) => Some(Job::Deliver {
+            key,
+            msg: frame.message,
+        }),
+        _ => Some(Job::DeliverNamed(Box::new((port, frame.message)))),
+    }
+}
