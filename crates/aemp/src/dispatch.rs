@@ -62,6 +62,9 @@ pub(crate) struct SpawnJob {
     pub(crate) args: Message,
 }
 
+/// A `monitor_nodes` callback.
+pub(crate) type NodeWatcher = Box<dyn FnMut(&crate::NodeEvent) + Send>;
+
 /// User code run by the dispatcher; an error kills its port with `die`.
 pub(crate) type UserFn = Box<dyn FnOnce() -> Result<(), String> + Send>;
 
@@ -171,6 +174,10 @@ pub(crate) struct Core {
     pending_spawns: HashMap<u64, PendingSpawn, BuildHasherDefault<KeyHasher>>,
     /// The dispatcher's private batch queue, kept between batches for its allocation.
     spare: VecDeque<Job>,
+    /// `monitor_nodes` callbacks, by id.
+    node_watchers: Vec<(u64, NodeWatcher)>,
+    /// Nodes currently up, so watchers see up and down strictly alternate.
+    up: std::collections::HashSet<NodeId>,
     /// Monitors peers placed on our ports (`mon1`): (peer, key) → (count, monitor id).
     peer_monitors: HashMap<(NodeId, u64), (u32, u64)>,
     /// Work injected from other threads and tasks (see [`Core::exists_after_catch_up`]).
@@ -223,6 +230,8 @@ impl Core {
             spawning_name: None,
             pending_spawns: HashMap::default(),
             peer_monitors: HashMap::new(),
+            node_watchers: Vec::new(),
+            up: std::collections::HashSet::new(),
             spare: VecDeque::new(),
             injected,
             stopped: false,
@@ -486,7 +495,37 @@ impl Core {
     }
 
     /// The connection to `node` is gone (or never came): every monitor on its ports fires.
+    /// A connection to `node` came up.
+    pub(crate) fn node_up(&mut self, node: &NodeId) {
+        if self.up.insert(node.clone()) {
+            self.tell_watchers(&crate::NodeEvent::Up(node.clone()));
+        }
+    }
+
+    /// Adds or removes a `monitor_nodes` callback.
+    pub(crate) fn watch_nodes(&mut self, id: u64, watcher: Option<NodeWatcher>) {
+        match watcher {
+            Some(w) => self.node_watchers.push((id, w)),
+            None => self.node_watchers.retain(|(i, _)| *i != id),
+        }
+    }
+
+    fn tell_watchers(&mut self, event: &crate::NodeEvent) {
+        for (_, watcher) in &mut self.node_watchers {
+            // "mon_nodes callbacks: exceptions caught, logged" (reference §2.14).
+            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| watcher(event))) {
+                tracing::error!(
+                    error = panic_text(&panic),
+                    "monitor_nodes callback panicked"
+                );
+            }
+        }
+    }
+
     pub(crate) fn node_down(&mut self, node: &NodeId, reason: Reason) {
+        if self.up.remove(node) {
+            self.tell_watchers(&crate::NodeEvent::Down(node.clone(), reason.clone()));
+        }
         for action in crate::net::take_monitors(&self.node.shared, node, None) {
             self.fire(action, reason.clone());
         }

@@ -78,7 +78,7 @@ pub use kernel::EVAL_REFUSED;
 pub use mailbox::Mailbox;
 pub use monitor::{MonitorGuard, Origin, Reason};
 pub use net::NetError;
-pub use node::{Dispatcher, Node, NodeBuilder};
+pub use node::{Dispatcher, Node, NodeBuilder, NodeEvent, NodeMonitorGuard};
 pub use port::{Flow, IntoFlow, Pattern};
 pub use time::{CallResult, Timer};
 

@@ -41,6 +41,8 @@ pub(crate) struct Net {
     max_message: usize,
     /// How long queued messages wait for a connection (Perl's `monitor_timeout`).
     monitor_timeout: Duration,
+    /// Spacing of connection attempts (Perl's `connect_interval`, default 2 s).
+    connect_interval: Duration,
     links: Mutex<HashMap<NodeId, Link>>,
     /// Our monitors on ports of other nodes, by node and port name ("" for a node port).
     /// Kept here, not on the dispatcher, so `mon1`/`mon0` go out in issue order with the
@@ -62,22 +64,33 @@ struct Link {
     queue: Vec<Out>,
     /// Bumped whenever the queue is flushed or dropped, so a stale give-up timer does nothing.
     generation: u64,
+    /// Addresses the node may be reached at (given in code or learnt), tried round robin.
+    addrs: Vec<SocketAddr>,
+    /// Whether a dialling task for this node is running.
+    dialing: bool,
+    /// Wakes tasks waiting for the outbound queue to shrink (flow control).
+    drained: Arc<Notify>,
+    /// Handshakes with this node past their greeting.
+    attempts: Vec<Attempt>,
 }
 
 /// The outbound side of an established connection.
 pub(crate) struct Conn {
     out: Mutex<Vec<Out>>,
     notify: Notify,
+    /// Shared with the link: signalled after every write.
+    drained: Arc<Notify>,
     closed: std::sync::atomic::AtomicBool,
     /// Wakes the reader when this side closes the connection.
     hang_up: Notify,
 }
 
 impl Conn {
-    fn new() -> Self {
+    fn new(drained: Arc<Notify>) -> Self {
         Self {
             out: Mutex::new(Vec::new()),
             notify: Notify::new(),
+            drained,
             closed: std::sync::atomic::AtomicBool::new(false),
             hang_up: Notify::new(),
         }
@@ -123,11 +136,16 @@ pub enum NetError {
 }
 
 impl Net {
-    pub(crate) fn new(config: HandshakeConfig, monitor_timeout: Duration) -> Self {
+    pub(crate) fn new(
+        config: HandshakeConfig,
+        monitor_timeout: Duration,
+        connect_interval: Duration,
+    ) -> Self {
         Self {
             config,
             max_message: 64 << 20,
             monitor_timeout,
+            connect_interval,
             links: Mutex::new(HashMap::new()),
             remote_monitors: Mutex::new(HashMap::new()),
             listening: Mutex::new(Vec::new()),
@@ -155,6 +173,29 @@ impl Net {
             .collect();
         v.sort();
         v
+    }
+
+    /// Remembers an address of `node` (tried first when dialling it).
+    pub(crate) fn add_address(&self, node: &NodeId, addr: SocketAddr) {
+        let mut links = self.links();
+        let link = links.entry(node.clone()).or_default();
+        link.addrs.retain(|a| *a != addr);
+        link.addrs.insert(0, addr);
+    }
+
+    /// Messages waiting to be written to `node` (queued while connecting, or not yet taken
+    /// by the writer), and the notifier signalled when that number shrinks.
+    pub(crate) fn queued(&self, node: &NodeId) -> (usize, Option<Arc<Notify>>) {
+        let links = self.links();
+        match links.get(node) {
+            Some(link) => {
+                let out = link.up.as_ref().map_or(0, |c| {
+                    c.out.lock().unwrap_or_else(PoisonError::into_inner).len()
+                });
+                (link.queue.len() + out, Some(link.drained.clone()))
+            }
+            None => (0, None),
+        }
     }
 
     /// Closes the connection to `node`, if any; its monitors fire with `transport_error`.
@@ -258,8 +299,8 @@ fn request(shared: &Arc<Shared>, port: &PortId, tag: &str) {
 /// Sends to a port on another node: onto its connection, or queued until one comes up.
 pub(crate) fn send(shared: &Arc<Shared>, port: PortId, msg: Message) {
     let net = &shared.net;
-    let node = port.node().clone();
     let mut links = net.links();
+    let node = port.node().clone();
     let link = links.entry(node.clone()).or_default();
     if let Some(conn) = &link.up {
         conn.push((port, msg));
@@ -271,6 +312,7 @@ pub(crate) fn send(shared: &Arc<Shared>, port: PortId, msg: Message) {
         let generation = link.generation;
         let weak = Arc::downgrade(shared);
         let timeout = net.monitor_timeout;
+        let node = node.clone();
         shared.runtime.spawn(async move {
             tokio::time::sleep(timeout).await;
             if let Some(shared) = weak.upgrade() {
@@ -278,6 +320,64 @@ pub(crate) fn send(shared: &Arc<Shared>, port: PortId, msg: Message) {
             }
         });
     }
+    if !link.dialing && !link.addrs.is_empty() {
+        link.dialing = true;
+        let weak = Arc::downgrade(shared);
+        shared.runtime.spawn(dial(weak, node));
+    }
+}
+
+/// Dials the known addresses of `node` until it is connected, round robin, spaced as
+/// reference §4.12 describes, giving up with the queue (after `monitor_timeout`).
+async fn dial(weak: std::sync::Weak<Shared>, node: NodeId) {
+    // "First attempt after a random 0–50 ms" (§4.12): spreads simultaneous dials.
+    let mut jitter = [0_u8; 1];
+    let _ = getrandom::fill(&mut jitter);
+    tokio::time::sleep(Duration::from_millis(u64::from(jitter[0]) % 50)).await;
+    let mut next = 0_usize;
+    loop {
+        let Some(shared) = weak.upgrade() else {
+            return;
+        };
+        let (addr, interval) = {
+            let mut links = shared.net.links();
+            let Some(link) = links.get_mut(&node) else {
+                return;
+            };
+            if link.up.is_some() || link.queue.is_empty() || link.addrs.is_empty() {
+                link.dialing = false;
+                return;
+            }
+            let addr = link.addrs[next % link.addrs.len()];
+            next += 1;
+            (addr, attempt_interval(&shared.net, link.addrs.len()))
+        };
+        let shared2 = shared.clone();
+        tokio::spawn(async move {
+            match TcpStream::connect(addr).await {
+                Ok(stream) => {
+                    if let Err(e) = connection(shared2, stream, Direction::Dial).await {
+                        tracing::debug!(%addr, error = %e, "dial ended");
+                    }
+                }
+                Err(e) => tracing::debug!(%addr, error = %e, "connect failed"),
+            }
+        });
+        drop(shared);
+        tokio::time::sleep(interval).await;
+    }
+}
+
+/// `interval = connect_interval`, shortened so every address is tried within
+/// `monitor_timeout`; at least 0.4 s (reference §4.12).
+fn attempt_interval(net: &Net, addresses: usize) -> Duration {
+    let mut interval = net.connect_interval;
+    let spare = net.monitor_timeout.saturating_sub(interval);
+    let per_address = spare / u32::try_from(addresses.max(1)).unwrap_or(u32::MAX);
+    if per_address < interval {
+        interval = per_address;
+    }
+    interval.max(Duration::from_millis(400))
 }
 
 /// Drops what waited for `node` too long and tells its monitors.
@@ -328,7 +428,7 @@ pub(crate) fn listen(shared: &Arc<Shared>, addr: SocketAddr) -> std::io::Result<
                 return;
             };
             tokio::spawn(async move {
-                if let Err(e) = connection(shared, stream).await {
+                if let Err(e) = connection(shared, stream, Direction::Accept).await {
                     tracing::info!(error = %e, "inbound connection ended");
                 }
             });
@@ -343,7 +443,7 @@ pub(crate) async fn connect(shared: Arc<Shared>, addr: SocketAddr) -> Result<Nod
     let (tx, rx) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
         let mut tx = Some(tx);
-        let result = connection_with(shared, stream, &mut tx).await;
+        let result = connection_with(shared, stream, Direction::Dial, &mut tx).await;
         match tx.take() {
             // Never established: the caller learns why.
             Some(tx) => {
@@ -359,9 +459,85 @@ pub(crate) async fn connect(shared: Arc<Shared>, addr: SocketAddr) -> Result<Nod
     rx.await.unwrap_or(Err(NetError::ClosedDuringHandshake))
 }
 
-async fn connection(shared: Arc<Shared>, stream: TcpStream) -> Result<(), NetError> {
+async fn connection(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    direction: Direction,
+) -> Result<(), NetError> {
     let mut none = None;
-    connection_with(shared, stream, &mut none).await
+    connection_with(shared, stream, direction, &mut none).await
+}
+
+/// Who opened a connection.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+enum Direction {
+    /// We dialled.
+    Dial,
+    /// The peer dialled us.
+    Accept,
+}
+
+/// A handshake past its greeting, registered so crossed dials can be resolved.
+struct Attempt {
+    id: u64,
+    /// Set when a crossing connection won: this one must not come up.
+    lost: bool,
+}
+
+/// Unregisters a handshake attempt however the connection ends.
+struct AttemptGuard {
+    shared: Arc<Shared>,
+    node: Option<NodeId>,
+    id: u64,
+}
+
+impl Drop for AttemptGuard {
+    fn drop(&mut self) {
+        if let Some(node) = &self.node
+            && let Some(link) = self.shared.net.links().get_mut(node)
+        {
+            link.attempts.retain(|a| a.id != self.id);
+        }
+    }
+}
+
+/// Decides whether a handshake with `node` may go on (reference §4.12, without Perl's
+/// "switched connections" flapping). A connected node is refused. When dials cross, both
+/// sides keep the connection dialled by the node with the smaller ID, a rule each side
+/// computes the same way.
+fn approve(
+    shared: &Arc<Shared>,
+    node: &NodeId,
+    id: u64,
+    direction: Direction,
+) -> Result<(), &'static str> {
+    let mut links = shared.net.links();
+    let link = links.entry(node.clone()).or_default();
+    if link.up.is_some() {
+        // "a node with that ID already has an established transport" (§4.2).
+        return Err("already connected");
+    }
+    let ours = shared.id();
+    let wins = match direction {
+        Direction::Dial => ours < node,
+        Direction::Accept => node < ours,
+    };
+    if !link.attempts.is_empty() {
+        if !wins {
+            return Err("crossed connection; the other one is kept");
+        }
+        for other in &mut link.attempts {
+            other.lost = true;
+        }
+    }
+    link.attempts.push(Attempt { id, lost: false });
+    Ok(())
+}
+
+/// Tells the dispatcher that `node` is up (`mon_nodes` callbacks).
+fn node_up(shared: &Arc<Shared>, node: &NodeId) {
+    let node = node.clone();
+    shared.inject(Job::Run(Box::new(move |core| core.node_up(&node))));
 }
 
 /// Runs one connection: the handshake, then the data phase until it breaks. `up` is told the
@@ -369,10 +545,13 @@ async fn connection(shared: Arc<Shared>, stream: TcpStream) -> Result<(), NetErr
 async fn connection_with(
     shared: Arc<Shared>,
     stream: TcpStream,
+    direction: Direction,
     up: &mut Option<tokio::sync::oneshot::Sender<Result<NodeId, NetError>>>,
 ) -> Result<(), NetError> {
     stream.set_nodelay(true)?;
     let peer_addr = stream.peer_addr().ok();
+    // Our own dials remember the address that worked.
+    let dialled = if up.is_some() { peer_addr } else { None };
     let (mut rd, mut wr) = stream.into_split();
     let mut nonce = [0_u8; 66];
     getrandom::fill(&mut nonce).map_err(|e| std::io::Error::other(e.to_string()))?;
@@ -383,6 +562,11 @@ async fn connection_with(
         Instant::now(),
     );
     let mut buf = BytesMut::with_capacity(8192);
+    let mut attempt = AttemptGuard {
+        shared: shared.clone(),
+        node: None,
+        id: shared.next_monitor_id(),
+    };
     let session = loop {
         let mut established = None;
         loop {
@@ -394,15 +578,10 @@ async fn connection_with(
             };
             match event {
                 Event::PeerGreeting { node } => {
-                    if shared
-                        .net
-                        .links()
-                        .get(&node)
-                        .is_some_and(|l| l.up.is_some())
-                    {
-                        // "a node with that ID already has an established transport" (§4.2).
-                        return Err(hs.refuse_peer("already connected").into());
+                    if let Err(reason) = approve(&shared, &node, attempt.id, direction) {
+                        return Err(hs.refuse_peer(reason).into());
                     }
+                    attempt.node = Some(node);
                     if let Err(e) = hs.accept_peer(Instant::now()) {
                         // Our auth line may be queued: send it, as Perl does, so the peer
                         // learns the secrets differ rather than seeing the line drop.
@@ -434,14 +613,20 @@ async fn connection_with(
         }
     };
     let peer = session.peer.clone();
-    let conn = Arc::new(Conn::new());
     // Register the connection; a connection that came up meanwhile wins.
-    {
+    let conn = {
         let mut links = shared.net.links();
         let link = links.entry(peer.clone()).or_default();
         if link.up.is_some() {
             return Err(hs.refuse_peer("already connected").into());
         }
+        if link.attempts.iter().any(|a| a.id == attempt.id && a.lost) {
+            return Err(hs
+                .refuse_peer("crossed connection; the other one is kept")
+                .into());
+        }
+        link.attempts.retain(|a| a.id != attempt.id);
+        let conn = Arc::new(Conn::new(link.drained.clone()));
         link.generation += 1;
         let queued = std::mem::take(&mut link.queue);
         conn.out
@@ -449,13 +634,30 @@ async fn connection_with(
             .unwrap_or_else(PoisonError::into_inner)
             .extend(queued);
         link.up = Some(conn.clone());
-    }
+        link.dialing = false;
+        if let Some(addr) = dialled {
+            link.addrs.retain(|a| *a != addr);
+            link.addrs.insert(0, addr);
+        }
+        conn
+    };
     conn.notify.notify_one();
+    node_up(&shared, &peer);
     tracing::info!(node = %peer, framing = %session.send_framing, "connected");
     if let Some(tx) = up.take() {
         let _ = tx.send(Ok(peer.clone()));
     }
-    let writer = tokio::spawn(write_loop(wr, conn.clone(), session.send_framing));
+    let keepalive = shared
+        .net
+        .listening()
+        .is_empty()
+        .then_some(shared.net.monitor_timeout);
+    let writer = tokio::spawn(write_loop(
+        wr,
+        conn.clone(),
+        session.send_framing,
+        keepalive,
+    ));
     let leftover = hs.take_buffered();
     let result = tokio::select! {
         r = read_loop(&shared, &peer, rd, leftover, session.recv_framing) => r,
@@ -481,7 +683,12 @@ async fn connection_with(
 }
 
 /// Writes everything queued on the connection, many messages per write.
-async fn write_loop(mut wr: OwnedWriteHalf, conn: Arc<Conn>, framing: Framing) {
+async fn write_loop(
+    mut wr: OwnedWriteHalf,
+    conn: Arc<Conn>,
+    framing: Framing,
+    keepalive: Option<Duration>,
+) {
     let mut batch: Vec<Out> = Vec::new();
     let mut bytes: Vec<u8> = Vec::with_capacity(64 * 1024);
     loop {
@@ -489,14 +696,30 @@ async fn write_loop(mut wr: OwnedWriteHalf, conn: Arc<Conn>, framing: Framing) {
             let mut q = conn.out.lock().unwrap_or_else(PoisonError::into_inner);
             std::mem::swap(&mut *q, &mut batch);
         }
+        bytes.clear();
         if batch.is_empty() {
             if conn.closed.load(std::sync::atomic::Ordering::Acquire) {
                 return;
             }
-            conn.notify.notified().await;
-            continue;
+            match keepalive {
+                // "listener-less node: write timeout monitor_timeout; on expiry writes []"
+                // (reference §4.11), so TCP notices a dead peer on an idle link.
+                Some(idle) => {
+                    if tokio::time::timeout(idle, conn.notify.notified())
+                        .await
+                        .is_err()
+                    {
+                        framing.encode_keepalive(&mut bytes);
+                    } else {
+                        continue;
+                    }
+                }
+                None => {
+                    conn.notify.notified().await;
+                    continue;
+                }
+            }
         }
-        bytes.clear();
         for (port, msg) in batch.drain(..) {
             framing.encode(port.name(), &msg, &mut bytes);
         }
@@ -504,6 +727,7 @@ async fn write_loop(mut wr: OwnedWriteHalf, conn: Arc<Conn>, framing: Framing) {
             tracing::info!(error = %e, "write failed");
             return;
         }
+        conn.drained.notify_waiters();
     }
 }
 

@@ -98,6 +98,7 @@ pub struct NodeBuilder {
     secret: Option<Vec<u8>>,
     binds: Vec<SocketAddr>,
     monitor_timeout: Option<Duration>,
+    connect_interval: Option<Duration>,
     framings: Option<Vec<Framing>>,
 }
 
@@ -141,6 +142,13 @@ impl NodeBuilder {
     /// (AEMP's `monitor_timeout`, default 30 s).
     pub fn monitor_timeout(mut self, timeout: Duration) -> Self {
         self.monitor_timeout = Some(timeout);
+        self
+    }
+
+    /// Spacing of connection attempts to a node with known addresses (AEMP's
+    /// `connect_interval`, default 2 s).
+    pub fn connect_interval(mut self, interval: Duration) -> Self {
+        self.connect_interval = Some(interval);
         self
     }
 
@@ -191,7 +199,11 @@ impl NodeBuilder {
                 names: Mutex::new(HashMap::new()),
                 monitor_ids: AtomicU64::new(1),
                 runtime: runtime.clone(),
-                net: crate::net::Net::new(handshake, monitor_timeout),
+                net: crate::net::Net::new(
+                    handshake,
+                    monitor_timeout,
+                    self.connect_interval.unwrap_or(DEFAULT_CONNECT_INTERVAL),
+                ),
             }),
         };
         let core = Core::new(node.clone(), rx);
@@ -561,6 +573,52 @@ impl Node {
         node == self.id() || self.up_nodes().contains(node)
     }
 
+    /// Tells this node where `node` listens: messages for it are then sent by dialling these
+    /// addresses (round robin, every `connect_interval`) until a connection comes up.
+    pub fn add_address(&self, node: &NodeId, addr: SocketAddr) {
+        self.shared.net.add_address(node, addr);
+    }
+
+    /// How many messages wait to be written to `node` (queued while connecting, or not yet
+    /// written). `send` never blocks; a program that streams can watch this or use
+    /// [`wait_queue_below`](Self::wait_queue_below).
+    pub fn queued_to(&self, node: &NodeId) -> usize {
+        self.shared.net.queued(node).0
+    }
+
+    /// Waits until fewer than `limit` messages wait to be written to `node` (flow control for
+    /// bulk senders; AEMP itself has none).
+    pub async fn wait_queue_below(&self, node: &NodeId, limit: usize) {
+        loop {
+            let (queued, drained) = self.shared.net.queued(node);
+            let Some(drained) = drained else {
+                return;
+            };
+            if queued < limit {
+                return;
+            }
+            let notified = drained.notified();
+            // Re-check after registering, so a drain in between is not missed.
+            if self.shared.net.queued(node).0 < limit {
+                return;
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(50), notified).await;
+        }
+    }
+
+    /// Calls `f` whenever a node comes up or goes down ([`NodeEvent`]); for each node, up and
+    /// down strictly alternate (AEMP's `mon_nodes`). `f` runs on the dispatcher; a panic in it
+    /// is logged. Dropping the guard removes it.
+    pub fn monitor_nodes(&self, f: impl FnMut(&NodeEvent) + Send + 'static) -> NodeMonitorGuard {
+        let id = self.shared.next_monitor_id();
+        let watcher: dispatch::NodeWatcher = Box::new(f);
+        self.exec(move |core| core.watch_nodes(id, Some(watcher)));
+        NodeMonitorGuard {
+            node: Some(self.clone()),
+            id,
+        }
+    }
+
     /// Closes the connection to `node` (if connected). Monitors on its ports fire with
     /// `["transport_error", node, "connection closed by this node"]` here, and with a
     /// transport error on the other side; either side may connect again later.
@@ -746,8 +804,45 @@ impl Shared {
     }
 }
 
+/// A node came up or went down (see [`Node::monitor_nodes`]).
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum NodeEvent {
+    /// A connection to this node was established.
+    Up(NodeId),
+    /// The connection to this node was lost, with the transport reason.
+    Down(NodeId, Reason),
+}
+
+/// Removes a [`Node::monitor_nodes`] callback when dropped; [`detach`](Self::detach) keeps it.
+#[must_use = "dropping the guard removes the callback at once"]
+#[derive(Debug)]
+pub struct NodeMonitorGuard {
+    node: Option<Node>,
+    id: u64,
+}
+
+impl NodeMonitorGuard {
+    /// Keeps the callback for the node's lifetime.
+    pub fn detach(mut self) {
+        self.node = None;
+    }
+}
+
+impl Drop for NodeMonitorGuard {
+    fn drop(&mut self) {
+        if let Some(node) = self.node.take() {
+            let id = self.id;
+            node.exec(move |core| core.watch_nodes(id, None));
+        }
+    }
+}
+
 /// AEMP's default `monitor_timeout`.
 const DEFAULT_MONITOR_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// AEMP's default `connect_interval`.
+const DEFAULT_CONNECT_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Decodes the base-62 counter of a generated port name.
 fn parse_base62(s: &str) -> Option<u64> {

@@ -183,3 +183,123 @@ async fn sends_to_an_unknown_node_give_up_with_unable_to_connect() {
         ]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_known_address_is_dialled_when_a_message_waits_and_the_queue_flushes_in_order() {
+    let a = Node::builder()
+        .id(format!("a-{}", rand_suffix()))
+        .secret("s")
+        .connect_interval(Duration::from_millis(100))
+        .monitor_timeout(Duration::from_secs(5))
+        .start()
+        .unwrap();
+    let b = node(&format!("b-{}", rand_suffix()), "s", vec![Framing::Cbor]);
+    let mut at_b = b.mailbox();
+    a.add_address(b.id(), b.listen_addrs()[0]);
+    for i in 0..1000_i64 {
+        a.send(at_b.port(), Message::from([Value::Int(i)]));
+    }
+    for i in 0..1000_i64 {
+        assert_eq!(recv(&mut at_b).await[0], Value::Int(i));
+    }
+    assert!(a.up_nodes().contains(b.id()));
+    assert_eq!(a.queued_to(b.id()), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn monitor_nodes_sees_up_then_down() {
+    let a = node(&format!("a-{}", rand_suffix()), "s", vec![Framing::Cbor]);
+    let b = node(&format!("b-{}", rand_suffix()), "s", vec![Framing::Cbor]);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let _guard = a.monitor_nodes(move |event| drop(tx.send(event.clone())));
+    // Make sure the callback is registered before connecting (a round trip through a).
+    a.call(&a.node_port(), msg!["info"], Some(WAIT))
+        .await
+        .unwrap();
+    a.connect(b.listen_addrs()[0]).await.unwrap();
+    let up = tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(up, aemp::NodeEvent::Up(b.id().clone()));
+    a.disconnect(b.id());
+    let down = tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let aemp::NodeEvent::Down(node, reason) = down else {
+        panic!("expected a down event, got {down:?}");
+    };
+    assert_eq!(&node, b.id());
+    assert_eq!(reason.tag(), Some("transport_error"));
+    assert!(!a.node_is_up(b.id()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_sender_can_wait_for_the_queue_to_drain() {
+    let (a, b) = pair(vec![Framing::Cbor]).await;
+    let mut at_b = b.mailbox();
+    let n = 200_000_i64;
+    let to = at_b.port().clone();
+    let sender = {
+        let a = a.clone();
+        let peer = b.id().clone();
+        tokio::spawn(async move {
+            let mut max_seen = 0;
+            for i in 0..n {
+                a.send(&to, Message::from([Value::Int(i)]));
+                if i % 1000 == 0 {
+                    a.wait_queue_below(&peer, 10_000).await;
+                    max_seen = max_seen.max(a.queued_to(&peer));
+                }
+            }
+            max_seen
+        })
+    };
+    for i in 0..n {
+        assert_eq!(recv(&mut at_b).await[0], Value::Int(i));
+    }
+    let max_seen = sender.await.unwrap();
+    assert!(max_seen < 10_000 + 1000, "queue grew to {max_seen}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crossed_dials_keep_one_connection_without_flapping() {
+    for _ in 0..10 {
+        let a = node(&format!("a-{}", rand_suffix()), "s", vec![Framing::Cbor]);
+        let b = node(&format!("b-{}", rand_suffix()), "s", vec![Framing::Cbor]);
+        let mut events = Vec::new();
+        for n in [&a, &b] {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            n.monitor_nodes(move |e| drop(tx.send(e.clone()))).detach();
+            n.call(&n.node_port(), msg!["info"], Some(WAIT))
+                .await
+                .unwrap();
+            events.push(rx);
+        }
+        let (ra, rb) = tokio::join!(
+            a.connect(b.listen_addrs()[0]),
+            b.connect(a.listen_addrs()[0])
+        );
+        assert!(ra.is_ok() || rb.is_ok(), "{ra:?} {rb:?}");
+        // Both sides see the other up exactly once ...
+        for (rx, other) in events.iter_mut().zip([b.id(), a.id()]) {
+            let e = tokio::time::timeout(WAIT, rx.recv())
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(e, aemp::NodeEvent::Up(other.clone()));
+        }
+        // ... and messages flow both ways on the surviving connection.
+        let mut at_a = a.mailbox();
+        let mut at_b = b.mailbox();
+        a.send(at_b.port(), msg!["to b"]);
+        b.send(at_a.port(), msg!["to a"]);
+        assert_eq!(recv(&mut at_b).await, msg!["to b"]);
+        assert_eq!(recv(&mut at_a).await, msg!["to a"]);
+        // No down event followed (no flapping).
+        for rx in &mut events {
+            assert!(rx.try_recv().is_err(), "unexpected node event");
+        }
+    }
+}
