@@ -69,10 +69,10 @@ async fn remote_send_both_ways_in_both_framings() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn many_messages_arrive_in_order() {
+async fn a_million_numbered_messages_arrive_in_order_without_gaps() {
     let (a, b) = pair(vec![Framing::Cbor]).await;
     let mut at_b = b.mailbox();
-    let n = 100_000_i64;
+    let n = 1_000_000_i64;
     for i in 0..n {
         a.send(at_b.port(), Message::from([Value::Int(i)]));
     }
