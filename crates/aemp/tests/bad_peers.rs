@@ -389,3 +389,33 @@ async fn garbage_from_a_monitored_peer_fires_transport_error() {
         node_still_works(&node).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trickling_handshake_still_times_out() {
+    // One byte of a valid greeting every 50 ms: the handshake as a whole must still end
+    // after monitor_timeout (500 ms), not be kept alive by each byte.
+    let node = wire::listening_node(Duration::from_millis(500));
+    let mut stream = dial(&node).await;
+    let greeting = b"aemp;1;slow;hmac_md6_64_256;json;provider=trickle-trickle-trickle-trickle\n";
+    let start = std::time::Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    let mut closed = false;
+    for &b in greeting.iter().cycle().take(200) {
+        tick.tick().await;
+        if stream.write_all(&[b]).await.is_err() {
+            closed = true;
+            break;
+        }
+        // The node closing shows up as EOF on a non-blocking read.
+        let mut probe = [0_u8; 4096];
+        if let Ok(0) = stream.try_read(&mut probe) {
+            closed = true;
+            break;
+        }
+    }
+    let took = start.elapsed();
+    assert!(closed, "still open after {took:?} of trickling");
+    assert!(took >= Duration::from_millis(400), "closed after {took:?}");
+    assert!(took < CLOSE, "closed only after {took:?}");
+    node_still_works(&node).await;
+}

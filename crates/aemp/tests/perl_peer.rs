@@ -550,3 +550,41 @@ async fn aemp_dials_a_perl_listener() {
     assert_eq!(reason.tag(), Some("transport_error"));
     assert_eq!(reason.values()[1], Value::from("perl-seed"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crlf_lines_an_empty_nonce_and_extra_auth_fields_are_accepted() {
+    // Reference §4.1, §4.3, §4.8: a CR before the LF is stripped, a nonce may be any line
+    // (even empty), and fields after the third of the auth line are ignored.
+    let node = node();
+    let addr = node.listen_addrs()[0];
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let mut wire = Wire::new(stream, Framing::Json);
+    let line1 = perl_line1(PERL, addr);
+    wire.send(format!("{line1}\r\n\r\n")).await;
+    let peer1 = wire.line().await;
+    let peer2 = wire.line().await;
+    let transcript = aemp_proto::auth::Transcript::new(&line1, "", &peer1, &peer2);
+    let secret = aemp_proto::auth::Secret::new(SECRET);
+    let token = aemp_proto::auth::AuthMethod::HmacMd6
+        .token(transcript.own(), Some(&secret), false)
+        .unwrap();
+    wire.send(format!("hmac_md6_64_256;{token};json;extra=1\r\n"))
+        .await;
+    let auth: aemp_proto::greeting::AuthLine = wire.line().await.parse().unwrap();
+    assert!(aemp_proto::auth::AuthMethod::HmacMd6.verify(
+        &auth.token,
+        transcript.peer(),
+        Some(&secret),
+        false
+    ));
+    // Integers at the edges of 64 bits, escapes and a float survive an echo round trip.
+    register_echo(&node);
+    wire.send(format!(
+        r#"["","AnyEvent::MP::_spawn","E.1","test::echo","{PERL}#e"]"#
+    ))
+    .await;
+    let text = r#"["big",18446744073709551615,-9223372036854775808,"\u0000\n\"\\/é€𝄞",1.25e-7,true,false]"#;
+    wire.send(format!(r#"["E.1",{}"#, &text[1..])).await;
+    let echo = wire.frame_to("e").await;
+    assert_eq!(echo.message, json_msg(text));
+}
