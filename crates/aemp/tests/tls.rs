@@ -246,3 +246,137 @@ async fn broken_pems_are_refused_at_start() {
         .start();
     assert!(node.is_ok());
 }
+
+/// A scripted peer that acts like Perl can: it sends its ClientHello in the same write as its
+/// nonce line, so the node reads TLS bytes together with the handshake lines and must feed
+/// them to TLS before reading more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_hello_right_behind_the_nonce_is_fed_to_tls() {
+    use std::io::{Read as _, Write as _};
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    use aemp_proto::greeting::Nonce;
+    use aemp_proto::handshake::{Event, Handshake, HandshakeConfig, TlsMode};
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let (pem_peer, pem_b) = ca_and_leaves();
+    let b = node("b", None, Some(&pem_b), Framing::Json);
+    let mut tcp = tokio::net::TcpStream::connect(b.listen_addrs()[0])
+        .await
+        .unwrap();
+
+    // Our side of the handshake. Nonce bytes FB EF BE encode as "++++", the lowest possible
+    // nonce line: we are the TLS client.
+    let mut config = HandshakeConfig::new(format!("peer-{}", suffix()).parse().unwrap());
+    config.tls = TlsMode::Enabled;
+    config.framings = vec![Framing::Json];
+    let nonce: [u8; 66] = [0xfb, 0xef, 0xbe].repeat(22).try_into().unwrap();
+    let now = Instant::now();
+    let mut hs = Handshake::new(&config, Nonce::from_random(&nonce), None, now);
+
+    // Read the node's greeting and nonce first.
+    let mut rbuf = vec![0_u8; 16 * 1024];
+    let role = loop {
+        if let Some(event) = hs.poll_event() {
+            match event {
+                Event::PeerGreeting { node } => {
+                    assert_eq!(&node, b.id());
+                    hs.accept_peer(now).unwrap();
+                }
+                Event::StartTls { role } => break role,
+                other => panic!("unexpected {other:?}"),
+            }
+            continue;
+        }
+        let n = tokio::time::timeout(WAIT, tcp.read(&mut rbuf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "closed before the greeting");
+        hs.handle_input(&rbuf[..n], now).unwrap();
+    };
+    assert_eq!(role, TlsRole::Client);
+
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem_peer.as_bytes())
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_slice(pem_peer.as_bytes()).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(certs.last().unwrap().clone()).unwrap(); // the CA
+    let client = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_client_auth_cert(certs, key)
+    .unwrap();
+    let mut tls =
+        rustls::ClientConnection::new(Arc::new(client), ServerName::try_from("node-b").unwrap())
+            .unwrap();
+
+    // Greeting, nonce and ClientHello in one write.
+    let mut first = Vec::new();
+    while let Some(bytes) = hs.poll_transmit() {
+        first.extend_from_slice(&bytes);
+    }
+    tls.write_tls(&mut first).unwrap();
+    tcp.write_all(&first).await.unwrap();
+
+    // Pump TLS and the rest of the handshake until both sides are authenticated.
+    let mut tls_up = false;
+    let session = loop {
+        if tls_up {
+            while let Some(bytes) = hs.poll_transmit() {
+                tls.writer().write_all(&bytes).unwrap();
+            }
+        }
+        while tls.wants_write() {
+            let mut out = Vec::new();
+            tls.write_tls(&mut out).unwrap();
+            tcp.write_all(&out).await.unwrap();
+        }
+        if let Some(event) = hs.poll_event() {
+            match event {
+                Event::Established(session) => break session,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        let n = tokio::time::timeout(WAIT, tcp.read(&mut rbuf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "closed during the handshake");
+        let mut input = &rbuf[..n];
+        while !input.is_empty() {
+            tls.read_tls(&mut input).unwrap();
+            tls.process_new_packets().unwrap();
+        }
+        if !tls_up && !tls.is_handshaking() {
+            tls_up = true;
+            hs.tls_established(now).unwrap();
+        }
+        let mut plain = vec![0_u8; 4096];
+        while let Ok(n) = tls.reader().read(&mut plain) {
+            if n == 0 {
+                break;
+            }
+            hs.handle_input(&plain[..n], now).unwrap();
+        }
+    };
+    assert_eq!(session.auth, AuthMethod::TlsMd6);
+    assert_eq!(session.tls, TlsMode::Enabled);
+    // The node authenticated us too, as TLS server.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while count(&b, Some(TlsRole::Server), AuthMethod::TlsMd6) == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{:?}",
+            b.session_counts()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
