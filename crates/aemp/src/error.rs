@@ -27,6 +27,11 @@ pub enum NodeError {
     /// The dispatcher thread could not be started.
     #[error("cannot start the node's dispatcher thread: {0}")]
     Thread(String),
+    /// The certificate PEM given to [`NodeBuilder::cert_pem`](crate::NodeBuilder::cert_pem)
+    /// is unusable: unparsable, without a certificate or a private key, or with a key that
+    /// does not belong to its first certificate.
+    #[error("unusable TLS certificate: {0}")]
+    Cert(String),
 }
 
 /// Why a port operation was refused.

@@ -7,8 +7,17 @@
 //! connection comes up, dropped after `monitor_timeout`, when the node's monitors fire with
 //! `["transport_error", node, "unable to connect"]`).
 //!
-//! Not yet here: TLS, dialling learnt addresses and connect retries, crossed-dial resolution
+//! TLS (reference §4.5, module `tls`): a node with a certificate ([`NodeBuilder::cert_pem`])
+//! announces `tls=1.0`; when both sides do, the handshake machine asks for TLS after the nonce
+//! lines, the connection task runs it in the role the nonces decide (the bytes already read
+//! are fed to TLS first), and the auth line and the data phase go through TLS. Both sides
+//! present their certificate; a peer is trusted iff its certificate is one of those in our
+//! PEM or chains to one of them. Names are never checked.
+//!
+//! Not yet here: dialling learnt addresses and connect retries, crossed-dial resolution
 //! beyond refusing a second connection, Global.
+//!
+//! [`NodeBuilder::cert_pem`]: crate::NodeBuilder::cert_pem
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -20,8 +29,7 @@ use aemp_proto::greeting::Nonce;
 use aemp_proto::handshake::{Event, Handshake, HandshakeConfig, HandshakeError};
 use aemp_proto::{Message, NodeId, PortId};
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 
@@ -29,6 +37,10 @@ use crate::dispatch::Job;
 use crate::kernel;
 use crate::monitor::{Action, Reason};
 use crate::node::{LocalKey, Shared};
+
+mod tls;
+
+pub(crate) use tls::{Tls, TlsConfig};
 
 /// One message for another node: its destination and elements.
 pub(crate) type Out = (PortId, Message);
@@ -50,6 +62,8 @@ pub(crate) struct Net {
     remote_monitors: Mutex<HashMap<NodeId, PortMonitors>>,
     /// Addresses our listeners are bound to.
     listening: Mutex<Vec<SocketAddr>>,
+    /// Our certificate, if any, and the sessions established so far.
+    pub(crate) tls: Tls,
 }
 
 /// Monitors on the ports of one other node, by port name, with their ids.
@@ -117,16 +131,17 @@ impl Conn {
 pub enum NetError {
     /// A socket operation failed.
     #[error("{0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     /// The handshake failed (wrong secret, version, ...).
     #[error("handshake failed: {0}")]
     Handshake(#[from] HandshakeError),
     /// The peer closed the connection during the handshake.
     #[error("connection closed by the peer during the handshake")]
     ClosedDuringHandshake,
-    /// Both sides want TLS, which this build does not speak yet.
-    #[error("TLS requested, but not supported yet")]
-    TlsUnsupported,
+    /// TLS failed: the peer's certificate is not trusted, the peer does not trust ours, or
+    /// the TLS stream broke during the handshake.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// This node closed the connection.
     #[error("connection closed by this node")]
     ClosedLocally,
@@ -149,7 +164,14 @@ impl Net {
             links: Mutex::new(HashMap::new()),
             remote_monitors: Mutex::new(HashMap::new()),
             listening: Mutex::new(Vec::new()),
+            tls: Tls::default(),
         }
+    }
+
+    /// Uses TLS with every peer that has a certificate too.
+    pub(crate) fn with_tls(mut self, config: TlsConfig) -> Self {
+        self.tls = Tls::new(Some(config));
+        self
     }
 
     fn links(&self) -> std::sync::MutexGuard<'_, HashMap<NodeId, Link>> {
@@ -552,7 +574,8 @@ async fn connection_with(
     let peer_addr = stream.peer_addr().ok();
     // Our own dials remember the address that worked.
     let dialled = if up.is_some() { peer_addr } else { None };
-    let (mut rd, mut wr) = stream.into_split();
+    let mut stream = tls::Stream::Plain(stream);
+    let mut tls_role = None;
     let mut nonce = [0_u8; 66];
     getrandom::fill(&mut nonce).map_err(|e| std::io::Error::other(e.to_string()))?;
     let mut hs = Handshake::new(
@@ -571,8 +594,9 @@ async fn connection_with(
         let mut established = None;
         loop {
             while let Some(bytes) = hs.poll_transmit() {
-                wr.write_all(&bytes).await?;
+                stream.write_all(&bytes).await?;
             }
+            stream.flush().await?;
             let Some(event) = hs.poll_event() else {
                 break;
             };
@@ -586,12 +610,15 @@ async fn connection_with(
                         // Our auth line may be queued: send it, as Perl does, so the peer
                         // learns the secrets differ rather than seeing the line drop.
                         while let Some(bytes) = hs.poll_transmit() {
-                            wr.write_all(&bytes).await?;
+                            stream.write_all(&bytes).await?;
                         }
                         return Err(e.into());
                     }
                 }
-                Event::StartTls { .. } => return Err(NetError::TlsUnsupported),
+                Event::StartTls { role } => {
+                    stream = tls::start(stream, &mut hs, shared.net.tls.config(), role).await?;
+                    tls_role = Some(role);
+                }
                 Event::Established(session) => established = Some(session),
                 _ => {}
             }
@@ -602,7 +629,7 @@ async fn connection_with(
         let deadline = hs
             .poll_timeout()
             .map_or_else(tokio::time::Instant::now, tokio::time::Instant::from_std);
-        match tokio::time::timeout_at(deadline, rd.read_buf(&mut buf)).await {
+        match tokio::time::timeout_at(deadline, stream.read_buf(&mut buf)).await {
             Ok(Ok(0)) => return Err(NetError::ClosedDuringHandshake),
             Ok(Ok(_)) => {
                 hs.handle_input(&buf, Instant::now())?;
@@ -613,6 +640,7 @@ async fn connection_with(
         }
     };
     let peer = session.peer.clone();
+    let (rd, wr) = stream.into_split();
     // Register the connection; a connection that came up meanwhile wins.
     let conn = {
         let mut links = shared.net.links();
@@ -643,7 +671,8 @@ async fn connection_with(
     };
     conn.notify.notify_one();
     node_up(&shared, &peer);
-    tracing::info!(node = %peer, framing = %session.send_framing, "connected");
+    shared.net.tls.record(tls_role, session.auth);
+    tracing::info!(node = %peer, framing = %session.send_framing, auth = %session.auth, "connected");
     if let Some(tx) = up.take() {
         let _ = tx.send(Ok(peer.clone()));
     }
@@ -684,7 +713,7 @@ async fn connection_with(
 
 /// Writes everything queued on the connection, many messages per write.
 async fn write_loop(
-    mut wr: OwnedWriteHalf,
+    mut wr: impl AsyncWrite + Unpin,
     conn: Arc<Conn>,
     framing: Framing,
     keepalive: Option<Duration>,
@@ -723,8 +752,15 @@ async fn write_loop(
         for (port, msg) in batch.drain(..) {
             framing.encode(port.name(), &msg, &mut bytes);
         }
-        if let Err(e) = wr.write_all(&bytes).await {
+        // A TLS stream may keep written bytes until flushed.
+        let written = match wr.write_all(&bytes).await {
+            Ok(()) => wr.flush().await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = written {
+            // A dead writer must end the connection, not leave a half-open one behind.
             tracing::info!(error = %e, "write failed");
+            conn.hang_up.notify_one();
             return;
         }
         conn.drained.notify_waiters();
@@ -735,7 +771,7 @@ async fn write_loop(
 async fn read_loop(
     shared: &Arc<Shared>,
     peer: &NodeId,
-    mut rd: OwnedReadHalf,
+    mut rd: impl AsyncRead + Unpin,
     mut buf: BytesMut,
     framing: Framing,
 ) -> Result<(), NetError> {

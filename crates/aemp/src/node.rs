@@ -9,9 +9,10 @@ use aemp_proto::id::format_name;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use aemp_proto::auth::AuthMethod;
 use aemp_proto::auth::Secret;
 use aemp_proto::framing::Framing;
-use aemp_proto::handshake::HandshakeConfig;
+use aemp_proto::handshake::{HandshakeConfig, TlsMode, TlsRole};
 use aemp_proto::{Message, NodeId, PortId, PortNameGenerator, Value};
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 
@@ -100,6 +101,17 @@ pub struct NodeBuilder {
     monitor_timeout: Option<Duration>,
     connect_interval: Option<Duration>,
     framings: Option<Vec<Framing>>,
+    cert: Option<CertPem>,
+}
+
+/// A certificate PEM with its private key; `Debug` does not show it.
+#[derive(Default)]
+struct CertPem(Vec<u8>);
+
+impl fmt::Debug for CertPem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CertPem(..)")
+    }
 }
 
 /// Where a node's dispatcher (the loop that runs all its callbacks) runs.
@@ -129,6 +141,20 @@ impl NodeBuilder {
     /// neither a secret nor a certificate can talk to nobody.
     pub fn secret(mut self, secret: impl Into<Vec<u8>>) -> Self {
         self.secret = Some(secret.into());
+        self
+    }
+
+    /// Sets the TLS certificate (AEMP's `cert`): one PEM holding our certificate (the first
+    /// one), its private key, and possibly more CA certificates. The PEM is also the trust
+    /// bundle: a peer is trusted iff its certificate is one of the PEM's certificates or is
+    /// signed by one of them (host names are not checked).
+    ///
+    /// With a certificate, the node offers TLS (`tls=1.0`) and uses it with every peer that
+    /// has a certificate too, authenticating with `tls_md6_64_256`; both sides present their
+    /// certificates. With peers without one it falls back to the shared secret. The PEM is
+    /// parsed by [`start`](Self::start).
+    pub fn cert_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.cert = Some(CertPem(pem.into()));
         self
     }
 
@@ -170,7 +196,8 @@ impl NodeBuilder {
     ///
     /// [`NodeError::InvalidId`] for a node ID that breaks the rules of [`NodeId`];
     /// [`NodeError::NoRuntime`] outside a tokio runtime; [`NodeError::Random`] if the
-    /// operating system's random source fails.
+    /// operating system's random source fails; [`NodeError::Cert`] if the certificate PEM
+    /// is unusable.
     pub fn start(self) -> Result<Node, NodeError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| NodeError::NoRuntime)?;
         let mut random = [0_u8; 12];
@@ -188,6 +215,21 @@ impl NodeBuilder {
         if let Some(framings) = self.framings {
             handshake.framings = framings;
         }
+        let tls = match &self.cert {
+            Some(CertPem(pem)) => {
+                handshake.tls = TlsMode::Enabled;
+                Some(crate::net::TlsConfig::from_pem(pem).map_err(NodeError::Cert)?)
+            }
+            None => None,
+        };
+        let mut net = crate::net::Net::new(
+            handshake,
+            monitor_timeout,
+            self.connect_interval.unwrap_or(DEFAULT_CONNECT_INTERVAL),
+        );
+        if let Some(tls) = tls {
+            net = net.with_tls(tls);
+        }
         let (injector, rx) = unbounded_channel();
         let node = Node {
             shared: Arc::new(Shared {
@@ -199,11 +241,7 @@ impl NodeBuilder {
                 names: Mutex::new(HashMap::new()),
                 monitor_ids: AtomicU64::new(1),
                 runtime: runtime.clone(),
-                net: crate::net::Net::new(
-                    handshake,
-                    monitor_timeout,
-                    self.connect_interval.unwrap_or(DEFAULT_CONNECT_INTERVAL),
-                ),
+                net,
             }),
         };
         let core = Core::new(node.clone(), rx);
@@ -639,6 +677,13 @@ impl Node {
     /// [`NetError`] if the connection or the handshake fails (wrong secret, ...).
     pub async fn connect(&self, addr: SocketAddr) -> Result<NodeId, NetError> {
         crate::net::connect(self.shared.clone(), addr).await
+    }
+
+    /// Connections established so far, counted by our TLS role (`None`: no TLS) and the
+    /// method the peer authenticated with. A diagnostic for tests; not a stable API.
+    #[doc(hidden)]
+    pub fn session_counts(&self) -> Vec<(Option<TlsRole>, AuthMethod, u64)> {
+        self.shared.net.tls.sessions()
     }
 
     /// Stops the node once the work sent before this call is done: its ports are dropped

@@ -301,9 +301,11 @@ async fn a_callback_killing_another_port_with_queued_messages() {
         n2.kill(&v2, Reason::die("killed")).unwrap();
         n2.send(&v2, msg!["after kill"]);
     });
-    node.send(&killer, msg!["go"]);
+    // Queued before the kill is issued (the dispatcher runs concurrently with this thread,
+    // so only messages sent before "go" are certainly ahead of the kill).
     node.send(&victim, msg!["queued 1"]);
     node.send(&victim, msg!["queued 2"]);
+    node.send(&killer, msg!["go"]);
     assert_eq!(died(dead).await, Reason::die("killed"));
     flush(&node).await;
     assert_eq!(drain(&mut rx), vec![msg!["queued 1"], msg!["queued 2"]]);
