@@ -3,6 +3,7 @@
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use aemp::{NodeId, PortId};
 use anyhow::{Context, Result, bail};
@@ -81,13 +82,25 @@ impl Drop for Served {
     }
 }
 
-/// Closes the child's stdin, kills it and waits for it.
+/// Closes the child's stdin (on which it exits by itself), gives it a moment to do so
+/// (profilers and tracing flush then), kills it if it has not, and waits for it.
 fn reap(process: &mut std::process::Child) {
     drop(process.stdin.take());
+    let deadline = Instant::now() + EXIT_GRACE;
+    while Instant::now() < deadline {
+        match process.try_wait() {
+            Ok(Some(_)) => return,
+            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+            Err(_) => break,
+        }
+    }
     // Killing a child that has already exited fails harmlessly; waiting reaps it either way.
     let _ = process.kill();
     let _ = process.wait();
 }
+
+/// How long the child may take to exit once its stdin is closed.
+const EXIT_GRACE: Duration = Duration::from_secs(2);
 
 /// What the child announces on its first stdout line.
 struct Announcement {
