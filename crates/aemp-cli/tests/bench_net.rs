@@ -146,6 +146,25 @@ fn bench_remote_kib_payloads() {
 }
 
 #[test]
+fn bench_remote_with_a_window_counts_every_message() {
+    let (out, marker) = aemp_marked(
+        &[
+            "bench",
+            "remote",
+            "--messages",
+            "20001",
+            "--window",
+            "1000",
+            "--json",
+        ],
+        "remote-window",
+    );
+    let line = check_run(&out, &marker);
+    let v: serde_json::Value = serde_json::from_str(&line).expect("one JSON object");
+    assert_eq!(v["messages"], 20001, "{line}");
+}
+
+#[test]
 fn bench_rtt_json_has_the_documented_fields_in_order() {
     let (out, marker) = aemp_marked(&["bench", "rtt", "--rounds", "200", "--json"], "rtt");
     let line = check_run(&out, &marker);

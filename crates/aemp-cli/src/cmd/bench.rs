@@ -86,6 +86,10 @@ enum Which {
         /// Messages to send [default: 2000000 for sizes up to 16 bytes, 500000 above].
         #[arg(long)]
         messages: Option<u64>,
+        /// Flow control: at most this many messages in flight (the sink acknowledges every
+        /// half window). 0: none, the sender queues as fast as it can.
+        #[arg(long, default_value_t = 0)]
+        window: u64,
     },
     /// Round-trip time between two processes on 127.0.0.1: ping-pong with an echo port in a
     /// child process, and in the same run (rounds interleaved) a raw TCP ping-pong of the
@@ -125,7 +129,8 @@ pub(crate) fn run(args: &Args) -> Result<()> {
             framing,
             size,
             messages,
-        } => return remote::run(framing, size, messages, args.json),
+            window,
+        } => return remote::run(framing, size, messages, window, args.json),
         Which::Rtt { size, rounds } => return rtt::run(size, rounds, args.json),
         Which::Connect { rounds } => return connect::run(rounds, args.json),
         Which::Serve { framing } => return serve::run(framing),

@@ -6,13 +6,14 @@ use aemp::{Message, Node, Reason, Value};
 use anyhow::{Context, Result, bail};
 
 use super::child::Served;
-use super::{FramingArg, json_number};
+use super::{FramingArg, json_number, round_to};
 
 /// Runs the benchmark against a fresh child and prints the result.
 pub(super) fn run(
     framing: FramingArg,
     size: usize,
     messages: Option<u64>,
+    window: u64,
     json: bool,
 ) -> Result<()> {
     let messages = messages.unwrap_or(if size <= 16 { 2_000_000 } else { 500_000 });
@@ -25,8 +26,9 @@ pub(super) fn run(
         .context("starting the tokio runtime")?;
     let served = Served::start(framing)?;
     let seconds = runtime
-        .block_on(measure(&served, framing, size, messages))?
+        .block_on(measure(&served, framing, size, messages, window))?
         .as_secs_f64();
+    let seconds = round_to(seconds, 6);
     drop(served);
     let rate = messages as f64 / seconds;
     let bytes_rate = rate * size as f64;
@@ -58,6 +60,7 @@ async fn measure(
     framing: FramingArg,
     size: usize,
     messages: u64,
+    window: u64,
 ) -> Result<Duration> {
     let node = Node::builder()
         .id("anon/")
@@ -85,23 +88,45 @@ async fn measure(
     });
 
     let payload = Value::String("x".repeat(size));
+    // With a window, an `["ack", reply]` follows every half window and the sender waits
+    // for the one before last, so at most a window of messages is in flight.
+    let chunk = if window == 0 {
+        messages
+    } else {
+        (window / 2).max(1)
+    };
+    // Generous: even a slow debug build moves far more than 10 k messages a second.
+    let limit = Duration::from_secs(60 + messages / 10_000);
     let start = Instant::now();
-    for _ in 0..messages {
-        node.send(&served.sink, Message::from([payload.clone()]));
+    let mut sent = 0;
+    let mut acks_due = 0_u32;
+    while sent < messages {
+        let n = chunk.min(messages - sent);
+        for _ in 0..n {
+            node.send(&served.sink, Message::from([payload.clone()]));
+        }
+        sent += n;
+        if window > 0 && sent < messages {
+            node.send(
+                &served.sink,
+                Message::from([Value::from("ack"), Value::from(&reply)]),
+            );
+            acks_due += 1;
+            if acks_due == 2 {
+                next_answer(&mut rx, limit).await?;
+                acks_due -= 1;
+            }
+        }
     }
     node.send(
         &served.sink,
         Message::from([Value::from("done"), Value::from(&reply)]),
     );
-    // Generous: even a slow debug build moves far more than 10 k messages a second.
-    let limit = Duration::from_secs(60 + messages / 10_000);
-    let answer = tokio::time::timeout(limit, rx.recv())
-        .await
-        .with_context(|| format!("no answer from the sink within {} s", limit.as_secs()))?;
-    let (end, msg) = match answer {
-        Some(Ok(a)) => a,
-        Some(Err(reason)) => bail!("the benchmark child's sink died: {reason}"),
-        None => bail!("the reply port died"),
+    let (end, msg) = loop {
+        let (end, msg) = next_answer(&mut rx, limit).await?;
+        if msg.len() == 1 {
+            break (end, msg);
+        }
     };
     let counted = msg.first().and_then(Value::as_u64);
     if counted != Some(messages) {
@@ -113,4 +138,19 @@ async fn measure(
     node.disconnect(&peer);
     node.shutdown();
     Ok(end - start)
+}
+
+/// The sink's next answer (`["ack", count]` or `[count]`) and when it arrived.
+async fn next_answer(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<Result<(Instant, Message), Reason>>,
+    limit: Duration,
+) -> Result<(Instant, Message)> {
+    let answer = tokio::time::timeout(limit, rx.recv())
+        .await
+        .with_context(|| format!("no answer from the sink within {} s", limit.as_secs()))?;
+    match answer {
+        Some(Ok(a)) => Ok(a),
+        Some(Err(reason)) => bail!("the benchmark child's sink died: {reason}"),
+        None => bail!("the reply port died"),
+    }
 }

@@ -72,18 +72,28 @@ async fn start(framing: FramingArg) -> Result<Started> {
         .first()
         .context("the node has no listener")?;
 
-    // The sink counts everything but `["done", reply]`, which it answers with the count (and
-    // starts counting again).
+    // The sink counts everything but `["done", reply]`, which it answers with `[count]` (and
+    // starts counting again), and `["ack", reply]`, which it answers with `["ack", count]`.
     let sink_node = node.clone();
     let mut count = 0_u64;
     let sink = node.port(move |msg: Message| {
-        if msg.len() == 2 && msg[0].as_str() == Some("done") {
-            if let Ok(reply) = msg.decode_element::<PortId>(1) {
-                sink_node.send(&reply, Message::from([Value::from_u64(count)]));
-            }
-            count = 0;
-        } else {
+        if msg.len() != 2 {
             count += 1;
+            return;
+        }
+        let reply = msg.decode_element::<PortId>(1);
+        match (msg[0].as_str(), reply) {
+            (Some("done"), Ok(reply)) => {
+                sink_node.send(&reply, Message::from([Value::from_u64(count)]));
+                count = 0;
+            }
+            (Some("ack"), Ok(reply)) => {
+                sink_node.send(
+                    &reply,
+                    Message::from([Value::from("ack"), Value::from_u64(count)]),
+                );
+            }
+            _ => count += 1,
         }
     });
 
