@@ -92,8 +92,8 @@ enum Which {
         window: u64,
     },
     /// Round-trip time between two processes on 127.0.0.1: ping-pong with an echo port in a
-    /// child process, and in the same run (rounds interleaved) a raw TCP ping-pong of the
-    /// same payload with the same child, for comparison.
+    /// child process, driven from a port callback, and in the same run (in alternating
+    /// blocks) a raw TCP ping-pong of the same payload with the same child, for comparison.
     ///
     /// Example: `aemp bench rtt --size 16 --rounds 20000 --json`
     Rtt {

@@ -50,8 +50,8 @@ pub(super) fn run(size: usize, rounds: u64, json: bool) -> Result<()> {
     Ok(())
 }
 
-/// Ping-pongs with the child's echo port and its TCP echo listener, rounds interleaved so
-/// both see the same machine load. Returns the aemp and the raw TCP round-trip times.
+/// Ping-pongs with the child's echo port and its TCP echo listener, in alternating blocks
+/// so both see the same machine load. Returns the aemp and the raw TCP round-trip times.
 async fn measure(
     served: &Served,
     size: usize,
@@ -71,25 +71,91 @@ async fn measure(
         .with_context(|| format!("connecting to the child's TCP echo at {}", served.tcp))?;
     tcp.set_nodelay(true)?;
 
-    let mut inbox = node.mailbox();
-    let ping = Message::from([Value::from(inbox.port()), Value::String("x".repeat(size))]);
-    let raw = vec![b'x'; size];
-    let mut echoed = vec![0_u8; size];
+    let payload = Value::String("x".repeat(size));
     let warmup = (rounds / 10).max(100);
+    aemp_block(&node, served, &payload, warmup).await?;
+    tcp_block(&mut tcp, size, warmup).await?;
+    let block = (rounds / BLOCKS).max(1);
     let mut aemp_rtts = Vec::with_capacity(rounds as usize);
     let mut tcp_rtts = Vec::with_capacity(rounds as usize);
-    for round in 0..warmup + rounds {
-        let start = Instant::now();
-        node.send(&served.echo, ping.clone());
-        let pong = inbox
-            .recv_timeout(ROUND_LIMIT)
-            .await
-            .context("no answer from the benchmark child's echo port")?;
-        let aemp_rtt = start.elapsed();
-        if pong.len() != 1 || pong.first().and_then(Value::as_str).map(str::len) != Some(size) {
-            bail!("the echo port answered {pong}");
-        }
+    let mut done = 0;
+    while done < rounds {
+        let n = block.min(rounds - done);
+        aemp_rtts.extend(aemp_block(&node, served, &payload, n).await?);
+        tcp_rtts.extend(tcp_block(&mut tcp, size, n).await?);
+        done += n;
+    }
+    node.disconnect(&peer);
+    node.shutdown();
+    Ok((aemp_rtts, tcp_rtts))
+}
 
+/// How many alternating aemp and raw TCP blocks the measured rounds are split into.
+const BLOCKS: u64 = 20;
+
+/// `rounds` ping-pongs with the echo port, driven from a port's callback as an aemp program
+/// would be: each answer is timed and sends the next ping at once.
+async fn aemp_block(
+    node: &Node,
+    served: &Served,
+    payload: &Value,
+    rounds: u64,
+) -> Result<Vec<Duration>> {
+    let (tx, rx) = tokio::sync::oneshot::channel::<Result<Vec<Duration>, String>>();
+    let mut tx = Some(tx);
+    let mut finish = move |result| {
+        if let Some(tx) = tx.take() {
+            let _ = tx.send(result);
+        }
+        true // done: the port dies
+    };
+    let mut rtts = Vec::with_capacity(rounds as usize);
+    let mut start = Instant::now();
+    let driver = node.clone();
+    let echo = served.echo.clone();
+    let payload = payload.clone();
+    let size = payload.as_str().map_or(0, str::len);
+    let pinger = node.port(move |msg: Message| {
+        let Some(me) = aemp::self_port() else {
+            return finish(Err("no port context".to_owned()));
+        };
+        // The empty message starts the block; every other one is a pong.
+        if !msg.is_empty() {
+            rtts.push(start.elapsed());
+            if msg.len() != 1 || msg.first().and_then(Value::as_str).map(str::len) != Some(size) {
+                return finish(Err(format!("the echo port answered {msg}")));
+            }
+            if rtts.len() as u64 >= rounds {
+                return finish(Ok(std::mem::take(&mut rtts)));
+            }
+        }
+        start = Instant::now();
+        driver.send(&echo, Message::from([Value::from(me), payload.clone()]));
+        false
+    });
+    node.send(&pinger, Message::empty());
+    let limit = ROUND_LIMIT + Duration::from_millis(rounds.saturating_mul(10));
+    match tokio::time::timeout(limit, rx).await {
+        Ok(Ok(Ok(rtts))) => Ok(rtts),
+        Ok(Ok(Err(e))) => bail!("{e}"),
+        Ok(Err(_)) => bail!("the ping port died"),
+        Err(_) => {
+            let _ = node.kill(&pinger, aemp::Reason::normal());
+            bail!("no answer from the benchmark child's echo port")
+        }
+    }
+}
+
+/// `rounds` ping-pongs of `size` bytes with the TCP echo listener.
+async fn tcp_block(
+    tcp: &mut tokio::net::TcpStream,
+    size: usize,
+    rounds: u64,
+) -> Result<Vec<Duration>> {
+    let raw = vec![b'x'; size];
+    let mut echoed = vec![0_u8; size];
+    let mut rtts = Vec::with_capacity(rounds as usize);
+    for _ in 0..rounds {
         let start = Instant::now();
         tokio::time::timeout(ROUND_LIMIT, async {
             tcp.write_all(&raw).await?;
@@ -98,14 +164,7 @@ async fn measure(
         .await
         .context("no answer from the benchmark child's TCP echo")?
         .context("TCP echo")?;
-        let tcp_rtt = start.elapsed();
-
-        if round >= warmup {
-            aemp_rtts.push(aemp_rtt);
-            tcp_rtts.push(tcp_rtt);
-        }
+        rtts.push(start.elapsed());
     }
-    node.disconnect(&peer);
-    node.shutdown();
-    Ok((aemp_rtts, tcp_rtts))
+    Ok(rtts)
 }
