@@ -1,9 +1,39 @@
-//! `aemp bench`: the performance numbers of SPEC §5, measured in this process.
+//! `aemp bench`: the performance numbers of SPEC §5. `local` and `ports` measure this
+//! process; `remote`, `rtt` and `connect` measure the network between this process and a
+//! child `aemp bench serve` it starts on 127.0.0.1.
 
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
+
+mod child;
+mod connect;
+mod remote;
+mod rtt;
+mod serve;
+
+/// A framing the network benchmarks can use.
+#[derive(Clone, Copy, Debug, Eq, PartialEq, clap::ValueEnum)]
+pub(crate) enum FramingArg {
+    /// Concatenated CBOR data items (aemp's binary framing).
+    Cbor,
+    /// Concatenated JSON texts (what Perl nodes speak).
+    Json,
+}
+
+impl FramingArg {
+    fn framing(self) -> aemp_proto::framing::Framing {
+        match self {
+            Self::Cbor => aemp_proto::framing::Framing::Cbor,
+            Self::Json => aemp_proto::framing::Framing::Json,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        self.framing().name()
+    }
+}
 
 /// Arguments of `aemp bench`.
 #[derive(Debug, clap::Args)]
@@ -40,10 +70,72 @@ enum Which {
         #[arg(long, default_value_t = 1_000_000)]
         ports: u64,
     },
+    /// One-way throughput between two processes on 127.0.0.1: this process sends
+    /// `--messages` messages `[payload]` of `--size` payload bytes to a sink port in a child
+    /// process, then `["done", reply]`; the sink answers with its count, which must match.
+    /// Reports the time from the first send to the answer.
+    ///
+    /// Example: `aemp bench remote --framing cbor --size 1024 --json`
+    Remote {
+        /// The framing both nodes speak.
+        #[arg(long, value_enum, default_value_t = FramingArg::Cbor)]
+        framing: FramingArg,
+        /// Payload bytes per message (a string of this many bytes).
+        #[arg(long, default_value_t = 16)]
+        size: usize,
+        /// Messages to send [default: 2000000 for sizes up to 16 bytes, 500000 above].
+        #[arg(long)]
+        messages: Option<u64>,
+        /// Flow control: at most this many messages in flight (the sink acknowledges every
+        /// half window). 0: none, the sender queues as fast as it can.
+        #[arg(long, default_value_t = 0)]
+        window: u64,
+    },
+    /// Round-trip time between two processes on 127.0.0.1: ping-pong with an echo port in a
+    /// child process, driven from a port callback, and in the same run (in alternating
+    /// blocks) a raw TCP ping-pong of the same payload with the same child, for comparison.
+    ///
+    /// Example: `aemp bench rtt --size 16 --rounds 20000 --json`
+    Rtt {
+        /// Payload bytes per ping (a string of this many bytes).
+        #[arg(long, default_value_t = 16)]
+        size: usize,
+        /// Measured round trips (after a warm-up of a tenth as many, at least 100).
+        #[arg(long, default_value_t = 10_000)]
+        rounds: u64,
+    },
+    /// Connection setup to a child process on 127.0.0.1: TCP connect, greeting and
+    /// authentication (no TLS), each round from a fresh client node.
+    ///
+    /// Example: `aemp bench connect --rounds 500 --json`
+    Connect {
+        /// Measured connections (after a warm-up of a tenth as many, at least 5).
+        #[arg(long, default_value_t = 200)]
+        rounds: u64,
+    },
+    /// The child side of the network benchmarks (started by them, not by hand).
+    #[command(hide = true)]
+    Serve {
+        /// The framing the node offers.
+        #[arg(long, value_enum, default_value_t = FramingArg::Cbor)]
+        framing: FramingArg,
+    },
 }
 
 /// Runs the chosen benchmark and prints its result.
 pub(crate) fn run(args: &Args) -> Result<()> {
+    match args.which {
+        Which::Remote {
+            framing,
+            size,
+            messages,
+            window,
+        } => return remote::run(framing, size, messages, window, args.json),
+        Which::Rtt { size, rounds } => return rtt::run(size, rounds, args.json),
+        Which::Connect { rounds } => return connect::run(rounds, args.json),
+        Which::Serve { framing } => return serve::run(framing),
+        Which::Local { .. } | Which::Ports { .. } => {}
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -56,6 +148,11 @@ pub(crate) fn run(args: &Args) -> Result<()> {
                 runs,
             } => local(messages, per_run, runs, args.json).await,
             Which::Ports { ports } => ports_bench(ports, args.json).await,
+            // Handled above, before this runtime exists.
+            Which::Remote { .. }
+            | Which::Rtt { .. }
+            | Which::Connect { .. }
+            | Which::Serve { .. } => Ok(()),
         }
     })
 }
@@ -113,6 +210,21 @@ async fn ports_bench(ports: u64, json: bool) -> Result<()> {
         println!("  creates/s      {:.2} M", rate / 1e6);
     }
     Ok(())
+}
+
+/// The `q`-quantile (0 ≤ q ≤ 1) of sorted, non-empty samples (nearest rank).
+fn quantile(sorted: &[Duration], q: f64) -> Duration {
+    let last = sorted.len().saturating_sub(1);
+    let i = ((sorted.len() as f64 * q).ceil() as usize)
+        .saturating_sub(1)
+        .min(last);
+    sorted.get(i).copied().unwrap_or_default()
+}
+
+/// `x` rounded to `digits` decimal places.
+fn round_to(x: f64, digits: i32) -> f64 {
+    let scale = 10_f64.powi(digits);
+    (x * scale).round() / scale
 }
 
 /// A finite number as JSON (integral values without a fraction); non-finite as `null`.
