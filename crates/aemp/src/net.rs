@@ -20,6 +20,7 @@
 //! [`NodeBuilder::cert_pem`]: crate::NodeBuilder::cert_pem
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -55,7 +56,7 @@ pub(crate) struct Net {
     monitor_timeout: Duration,
     /// Spacing of connection attempts (Perl's `connect_interval`, default 2 s).
     connect_interval: Duration,
-    links: Mutex<HashMap<NodeId, Link>>,
+    links: Mutex<HashMap<NodeId, Link, BuildHasherDefault<IdHasher>>>,
     /// Our monitors on ports of other nodes, by node and port name ("" for a node port).
     /// Kept here, not on the dispatcher, so `mon1`/`mon0` go out in issue order with the
     /// sender's other messages to that node.
@@ -161,7 +162,7 @@ impl Net {
             max_message: 64 << 20,
             monitor_timeout,
             connect_interval,
-            links: Mutex::new(HashMap::new()),
+            links: Mutex::new(HashMap::default()),
             remote_monitors: Mutex::new(HashMap::new()),
             listening: Mutex::new(Vec::new()),
             tls: Tls::default(),
@@ -174,7 +175,9 @@ impl Net {
         self
     }
 
-    fn links(&self) -> std::sync::MutexGuard<'_, HashMap<NodeId, Link>> {
+    fn links(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<NodeId, Link, BuildHasherDefault<IdHasher>>> {
         self.links.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -749,20 +752,30 @@ async fn write_loop(
                 }
             }
         }
-        for (port, msg) in batch.drain(..) {
-            framing.encode(port.name(), &msg, &mut bytes);
+        // Encode into writes of about WRITE_CHUNK bytes: many messages per syscall, without
+        // building one huge buffer for a long queue.
+        let mut pending = batch.drain(..).peekable();
+        while bytes.len() > 0 || pending.peek().is_some() {
+            while bytes.len() < WRITE_CHUNK {
+                let Some((port, msg)) = pending.next() else {
+                    break;
+                };
+                framing.encode(port.name(), &msg, &mut bytes);
+            }
+            // A TLS stream may keep written bytes until flushed.
+            let written = match wr.write_all(&bytes).await {
+                Ok(()) => wr.flush().await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = written {
+                // A dead writer must end the connection, not leave a half-open one behind.
+                tracing::info!(error = %e, "write failed");
+                conn.hang_up.notify_one();
+                return;
+            }
+            bytes.clear();
         }
-        // A TLS stream may keep written bytes until flushed.
-        let written = match wr.write_all(&bytes).await {
-            Ok(()) => wr.flush().await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = written {
-            // A dead writer must end the connection, not leave a half-open one behind.
-            tracing::info!(error = %e, "write failed");
-            conn.hang_up.notify_one();
-            return;
-        }
+        drop(pending);
         conn.drained.notify_waiters();
     }
 }
@@ -785,6 +798,10 @@ async fn read_loop(
         }
         if !jobs.is_empty() {
             shared.inject(Job::Batch(jobs));
+        }
+        if buf.capacity() - buf.len() < READ_SPARE {
+            // Read in large chunks: one read carries many messages.
+            buf.reserve(READ_CHUNK);
         }
         if rd.read_buf(&mut buf).await? == 0 {
             return Ok(());
@@ -814,3 +831,45 @@ fn inbound(shared: &Arc<Shared>, peer: &NodeId, frame: Frame) -> Option<Job> {
         _ => Some(Job::DeliverNamed(Box::new((port, frame.message)))),
     }
 }
+
+/// Room kept free in a connection's read buffer before each read.
+const READ_SPARE: usize = 16 * 1024;
+
+/// How much the read buffer grows by when it runs short.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// A fast hasher for node IDs (short strings, not attacker-chosen in a way that matters:
+/// only authenticated peers and our own code create links), eight bytes per step.
+#[derive(Default)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut word = [0_u8; 8];
+            word.copy_from_slice(c);
+            self.add(u64::from_le_bytes(word));
+        }
+        for &b in chunks.remainder() {
+            self.add(u64::from(b));
+        }
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.add(u64::from(n));
+    }
+}
+
+impl IdHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+/// Target size of one write: large enough to carry many messages per syscall.
+const WRITE_CHUNK: usize = 256 * 1024;

@@ -102,8 +102,13 @@ async fn measure(
     let mut acks_due = 0_u32;
     while sent < messages {
         let n = chunk.min(messages - sent);
-        for _ in 0..n {
+        for i in 0..n {
             node.send(&served.sink, Message::from([payload.clone()]));
+            if window == 0 && i % FLOW_BATCH == FLOW_BATCH - 1 {
+                // Stream with the library's flow control: wait while the writer is behind,
+                // so memory stays bounded and the writer's batches stay large.
+                node.wait_queue_below(&peer, HIGH_WATER).await;
+            }
         }
         sent += n;
         if window > 0 && sent < messages {
@@ -154,3 +159,9 @@ async fn next_answer(
         None => bail!("the reply port died"),
     }
 }
+
+/// How many sends between flow-control checks.
+const FLOW_BATCH: u64 = 4096;
+
+/// Messages allowed to wait for the writer before the sender pauses.
+const HIGH_WATER: usize = 16_384;
