@@ -755,7 +755,7 @@ async fn write_loop(
         // Encode into writes of about WRITE_CHUNK bytes: many messages per syscall, without
         // building one huge buffer for a long queue.
         let mut pending = batch.drain(..).peekable();
-        while bytes.len() > 0 || pending.peek().is_some() {
+        while !bytes.is_empty() || pending.peek().is_some() {
             while bytes.len() < WRITE_CHUNK {
                 let Some((port, msg)) = pending.next() else {
                     break;
