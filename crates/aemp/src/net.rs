@@ -505,6 +505,7 @@ enum Direction {
 /// A handshake past its greeting, registered so crossed dials can be resolved.
 struct Attempt {
     id: u64,
+    direction: Direction,
     /// Set when a crossing connection won: this one must not come up.
     lost: bool,
 }
@@ -526,37 +527,50 @@ impl Drop for AttemptGuard {
     }
 }
 
+/// What the crossed-dial rule says about a handshake that reached its greeting.
+enum Verdict {
+    /// Go on.
+    Go,
+    /// A crossing handshake that wins is under way: wait until it is up (then refuse) or
+    /// gone (then go on). Winners never wait, so two sides cannot wait for each other.
+    Wait,
+    /// Refuse the peer.
+    Refuse(&'static str),
+}
+
 /// Decides whether a handshake with `node` may go on (reference §4.12, without Perl's
 /// "switched connections" flapping). A connected node is refused. When dials cross, both
 /// sides keep the connection dialled by the node with the smaller ID, a rule each side
 /// computes the same way.
-fn approve(
-    shared: &Arc<Shared>,
-    node: &NodeId,
-    id: u64,
-    direction: Direction,
-) -> Result<(), &'static str> {
+fn approve(shared: &Arc<Shared>, node: &NodeId, id: u64, direction: Direction) -> Verdict {
     let mut links = shared.net.links();
     let link = links.entry(node.clone()).or_default();
     if link.up.is_some() {
         // "a node with that ID already has an established transport" (§4.2).
-        return Err("already connected");
+        return Verdict::Refuse("already connected");
     }
     let ours = shared.id();
     let wins = match direction {
         Direction::Dial => ours < node,
         Direction::Accept => node < ours,
     };
-    if !link.attempts.is_empty() {
+    // Only a handshake in the other direction crosses this one; another in the same
+    // direction is a leftover of an earlier attempt that is still being torn down.
+    let crossing = |a: &Attempt| a.direction != direction;
+    if link.attempts.iter().any(crossing) {
         if !wins {
-            return Err("crossed connection; the other one is kept");
+            return Verdict::Wait;
         }
-        for other in &mut link.attempts {
+        for other in link.attempts.iter_mut().filter(|a| crossing(a)) {
             other.lost = true;
         }
     }
-    link.attempts.push(Attempt { id, lost: false });
-    Ok(())
+    link.attempts.push(Attempt {
+        id,
+        direction,
+        lost: false,
+    });
+    Verdict::Go
 }
 
 /// Tells the dispatcher that `node` is up (`mon_nodes` callbacks).
@@ -605,8 +619,18 @@ async fn connection_with(
             };
             match event {
                 Event::PeerGreeting { node } => {
-                    if let Err(reason) = approve(&shared, &node, attempt.id, direction) {
-                        return Err(hs.refuse_peer(reason).into());
+                    loop {
+                        match approve(&shared, &node, attempt.id, direction) {
+                            Verdict::Go => break,
+                            Verdict::Refuse(reason) => {
+                                return Err(hs.refuse_peer(reason).into());
+                            }
+                            Verdict::Wait => {
+                                // The handshake timeout still bounds the wait.
+                                tokio::time::sleep(Duration::from_millis(5)).await;
+                                hs.handle_timeout(Instant::now())?;
+                            }
+                        }
                     }
                     attempt.node = Some(node);
                     if let Err(e) = hs.accept_peer(Instant::now()) {

@@ -271,11 +271,12 @@ async fn crossed_dials_end_with_the_nodes_connected() {
         // Both know each other's address, so a dropped crossing is redialled on the next send.
         a.add_address(b.id(), b.listen_addrs()[0]);
         b.add_address(a.id(), a.listen_addrs()[0]);
-        let (ra, rb) = tokio::join!(
+        // Either dial may be refused (and, in the known race, both): what must hold is that
+        // the nodes end up connected and messages flow.
+        let _ = tokio::join!(
             a.connect(b.listen_addrs()[0]),
             b.connect(a.listen_addrs()[0])
         );
-        assert!(ra.is_ok() || rb.is_ok(), "{ra:?} {rb:?}");
         let mut at_a = a.mailbox();
         let mut at_b = b.mailbox();
         a.send(at_b.port(), msg!["to b"]);
