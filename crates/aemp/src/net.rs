@@ -846,14 +846,15 @@ fn inbound(shared: &Arc<Shared>, peer: &NodeId, frame: Frame) -> Option<Job> {
             kernel::handle_from(core, Some(&from), msg);
         })));
     }
-    let port = PortId::new(shared.id().clone(), &frame.port).ok()?;
-    match shared.local_key(&port) {
-        LocalKey::Own(key) => Some(Job::Deliver {
+    // Names we generated resolve without building a `PortId` (the common case).
+    if let LocalKey::Own(key) = shared.local_key_of_name(&frame.port) {
+        return Some(Job::Deliver {
             key,
             msg: frame.message,
-        }),
-        _ => Some(Job::DeliverNamed(Box::new((port, frame.message)))),
+        });
     }
+    let port = PortId::new(shared.id().clone(), &frame.port).ok()?;
+    Some(Job::DeliverNamed(Box::new((port, frame.message))))
 }
 
 /// Room kept free in a connection's read buffer before each read.

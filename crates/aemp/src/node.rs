@@ -773,7 +773,11 @@ impl Shared {
         if port.hint() != 0 && port.node().same_allocation(&self.id) {
             return LocalKey::Own(port.hint());
         }
-        let name = port.name();
+        self.local_key_of_name(port.name())
+    }
+
+    /// Classifies the name of one of our ports (as it arrives on the wire).
+    pub(crate) fn local_key_of_name(&self, name: &str) -> LocalKey {
         if name.is_empty() {
             return LocalKey::NodePort;
         }
