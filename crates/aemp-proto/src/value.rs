@@ -384,6 +384,12 @@ impl Message {
         Self(SmallVec::new())
     }
 
+    /// An empty message with room for `n` elements (inline, without allocating, up to
+    /// [`Message::INLINE`]).
+    pub fn with_capacity(n: usize) -> Self {
+        Self(SmallVec::with_capacity(n))
+    }
+
     /// Builds a message from any value that serializes as a sequence (a tuple, array or `Vec`).
     ///
     /// # Errors

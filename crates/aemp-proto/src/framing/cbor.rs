@@ -727,27 +727,22 @@ impl<'a> Parser<'a> {
                 Frame::default()
             } else {
                 let port = self.port(depth + 1)?;
-                let mut elements = Vec::new();
+                let mut message = Message::empty();
                 while !self.at_break() {
-                    elements.push(self.value(depth + 1)?);
+                    message.push(self.value(depth + 1)?);
                 }
-                Frame {
-                    port,
-                    message: Message::new(elements),
-                }
+                Frame { port, message }
             }
         } else if head.arg == 0 {
             Frame::default()
         } else {
             let port = self.port(depth + 1)?;
-            let mut elements = Vec::with_capacity(self.capacity(head.arg - 1, 1));
+            // Filled in place: a small message needs no allocation for its elements.
+            let mut message = Message::with_capacity(self.capacity(head.arg - 1, 1));
             for _ in 1..head.arg {
-                elements.push(self.value(depth + 1)?);
+                message.push(self.value(depth + 1)?);
             }
-            Frame {
-                port,
-                message: Message::new(elements),
-            }
+            Frame { port, message }
         };
         Ok(frame)
     }

@@ -350,12 +350,13 @@ fn parse_frame(text: &[u8]) -> Result<Frame, DecodeError> {
         } else {
             destination_from_value(p.value(1)?)?
         };
-        let mut elements = Vec::new();
+        // Filled in place: a small message needs no allocation for its elements.
+        let mut message = Message::empty();
         p.skip_ws();
         if p.eat_separator(b']')? {
             p.skip_ws();
             loop {
-                elements.push(p.element(1)?);
+                message.push(p.element(1)?);
                 p.skip_ws();
                 if !p.eat_separator(b']')? {
                     break;
@@ -363,10 +364,7 @@ fn parse_frame(text: &[u8]) -> Result<Frame, DecodeError> {
                 p.skip_ws();
             }
         }
-        Frame {
-            port,
-            message: Message::new(elements),
-        }
+        Frame { port, message }
     };
     p.skip_ws();
     if p.pos != text.len() {
