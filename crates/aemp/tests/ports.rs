@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use aemp::{Flow, KillError, Message, PortId, Reason, Value, msg};
-use support::{death, died, flush, next, sink, start, within};
+use support::{death, died, flush, next, sink, start, start_on_task, within};
 use tokio::sync::mpsc;
 
 /// Drains what a sink has received so far.
@@ -264,8 +264,9 @@ async fn killing_a_node_port_is_refused() {
 
 #[tokio::test]
 async fn a_callback_killing_its_own_port_gets_what_was_queued_before_the_kill() {
-    // Current-thread runtime: everything below is queued before the dispatcher runs.
-    let node = start();
+    // The dispatcher is a task on this current-thread runtime, so everything below is
+    // queued before it runs (a dispatcher thread could run "stop" before "2" is sent).
+    let node = start_on_task();
     let (out, mut rx) = sink(&node);
     let n2 = node.clone();
     let port = node.port(move |m: Message| {
