@@ -259,7 +259,7 @@ impl NodeBuilder {
         // A Perl 1.30 node spawns its Global link port on every node it meets and monitors it
         // (reference §6.4, §6.7): accept it so the Perl node keeps its link to us.
         let global = node.clone();
-        node.register_init("AnyEvent::MP::Global::connect", move |_args: Message| {
+        node.insert_init("AnyEvent::MP::Global::connect", move |_args: Message| {
             let Some(me) = crate::self_port() else {
                 return Err("no port context".to_owned());
             };
@@ -268,8 +268,7 @@ impl NodeBuilder {
                     tracing::debug!(%msg, "Global link message ignored (Global is not implemented yet)");
                 })
                 .map_err(|e| e.to_string())
-        })
-        .map_err(|_| NodeError::Random("built-in init name".to_owned()))?;
+        });
         for addr in self.binds {
             crate::net::listen(&node.shared, addr).map_err(|e| NodeError::Bind {
                 addr,
@@ -503,13 +502,22 @@ impl Node {
         f: impl Fn(Message) -> R + Send + Sync + 'static,
     ) -> Result<(), SpawnError> {
         check_init_name(name)?;
+        self.insert_init(name, f);
+        Ok(())
+    }
+
+    /// Registers an init function whose name is known to be valid.
+    fn insert_init<R: IntoFlow>(
+        &self,
+        name: &str,
+        f: impl Fn(Message) -> R + Send + Sync + 'static,
+    ) {
         let f: InitFn = Arc::new(move |args| f(args).into_flow().map(|_| ()));
         self.shared
             .inits
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(name.to_owned(), f);
-        Ok(())
     }
 
     /// Creates a port on `node` by running the init function registered there under `init`
