@@ -33,9 +33,11 @@ use std::error::Error;
 use std::time::{Duration, Instant};
 
 use aemp::prelude::*;
-use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+use tokio::sync::mpsc::unbounded_channel;
 
-type Event = (&'static str, Message);
+#[path = "common/events.rs"]
+mod events;
+use events::{Event, forward, next};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
@@ -153,22 +155,4 @@ async fn main() -> Result<(), Box<dyn Error>> {
 
     println!("cal_after: all assertions passed");
     Ok(())
-}
-
-/// A port callback that reports every message as an event.
-fn forward(tx: &UnboundedSender<Event>, who: &'static str) -> impl FnMut(Message) + Send + 'static {
-    let tx = tx.clone();
-    move |msg: Message| {
-        let _ = tx.send((who, msg));
-    }
-}
-
-/// The next event, or an error after two seconds (nothing here should take that long).
-async fn next(rx: &mut UnboundedReceiver<Event>) -> Result<Event, Box<dyn Error>> {
-    let (who, msg) = tokio::time::timeout(Duration::from_secs(2), rx.recv())
-        .await
-        .map_err(|_| "timed out waiting for an event")?
-        .ok_or("event channel closed")?;
-    println!("{who:>12}: {}", Value::Array(msg.to_vec()));
-    Ok((who, msg))
 }

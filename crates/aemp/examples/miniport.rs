@@ -30,12 +30,13 @@
 //!   [`Node::set_callback`].
 
 use std::error::Error;
-use std::time::Duration;
 
 use aemp::prelude::*;
-use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+use tokio::sync::mpsc::unbounded_channel;
 
-type Event = (&'static str, Message);
+#[path = "common/events.rs"]
+mod events;
+use events::{Event, next};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
@@ -115,14 +116,4 @@ async fn main() -> Result<(), Box<dyn Error>> {
 
     println!("miniport: all assertions passed");
     Ok(())
-}
-
-/// The next event, or an error after two seconds (nothing here should take that long).
-async fn next(rx: &mut UnboundedReceiver<Event>) -> Result<Event, Box<dyn Error>> {
-    let (who, msg) = tokio::time::timeout(Duration::from_secs(2), rx.recv())
-        .await
-        .map_err(|_| "timed out waiting for an event")?
-        .ok_or("event channel closed")?;
-    println!("{who:>14}: {}", Value::Array(msg.to_vec()));
-    Ok((who, msg))
 }

@@ -45,13 +45,14 @@
 //!   `die` (AEMP 1.30's behaviour; the 1.38 code ignores the message).
 
 use std::error::Error;
-use std::time::Duration;
 
 use aemp::ValueError;
 use aemp::prelude::*;
-use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+use tokio::sync::mpsc::unbounded_channel;
 
-type Event = (&'static str, Message);
+#[path = "common/events.rs"]
+mod events;
+use events::{Event, next};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
@@ -221,14 +222,4 @@ async fn main() -> Result<(), Box<dyn Error>> {
 
     println!("rcv_patterns: all assertions passed");
     Ok(())
-}
-
-/// The next event, or an error after two seconds (nothing here should take that long).
-async fn next(rx: &mut UnboundedReceiver<Event>) -> Result<Event, Box<dyn Error>> {
-    let (who, msg) = tokio::time::timeout(Duration::from_secs(2), rx.recv())
-        .await
-        .map_err(|_| "timed out waiting for an event")?
-        .ok_or("event channel closed")?;
-    println!("{who:>15}: {}", Value::Array(msg.to_vec()));
-    Ok((who, msg))
 }
