@@ -61,8 +61,10 @@
 
 #[doc(hidden)]
 pub mod bench;
+pub mod config;
 mod dispatch;
 mod error;
+mod global;
 mod kernel;
 mod mailbox;
 mod monitor;
@@ -72,6 +74,8 @@ mod port;
 pub mod prelude;
 mod time;
 
+pub use aemp_proto::auth::AuthMethod;
+pub use aemp_proto::framing::Framing;
 pub use aemp_proto::{Message, NodeId, PortId, Value, ValueError};
 pub use error::{CallError, KillError, NodeError, PortError, RecvError, SpawnError};
 pub use kernel::EVAL_REFUSED;

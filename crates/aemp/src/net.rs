@@ -65,6 +65,8 @@ pub(crate) struct Net {
     listening: Mutex<Vec<SocketAddr>>,
     /// Our certificate, if any, and the sessions established so far.
     pub(crate) tls: Tls,
+    /// Whether connections set `TCP_NODELAY` (AEMP's `nodelay`).
+    pub(crate) nodelay: bool,
 }
 
 /// Monitors on the ports of one other node, by port name, with their ids.
@@ -166,6 +168,7 @@ impl Net {
             remote_monitors: Mutex::new(HashMap::new()),
             listening: Mutex::new(Vec::new()),
             tls: Tls::default(),
+            nodelay: true,
         }
     }
 
@@ -173,6 +176,11 @@ impl Net {
     pub(crate) fn with_tls(mut self, config: TlsConfig) -> Self {
         self.tls = Tls::new(Some(config));
         self
+    }
+
+    /// Spacing of connection attempts.
+    pub(crate) fn connect_interval(&self) -> Duration {
+        self.connect_interval
     }
 
     fn links(
@@ -587,7 +595,7 @@ async fn connection_with(
     direction: Direction,
     up: &mut Option<tokio::sync::oneshot::Sender<Result<NodeId, NetError>>>,
 ) -> Result<(), NetError> {
-    stream.set_nodelay(true)?;
+    stream.set_nodelay(shared.net.nodelay)?;
     let peer_addr = stream.peer_addr().ok();
     // Our own dials remember the address that worked.
     let dialled = if up.is_some() { peer_addr } else { None };

@@ -73,6 +73,8 @@ pub(crate) struct Shared {
     pub(crate) runtime: tokio::runtime::Handle,
     /// Connections to other nodes.
     pub(crate) net: crate::net::Net,
+    /// Seeds and what Global learned about other nodes.
+    pub(crate) global: crate::global::Global,
 }
 
 /// A registered spawn init function.
@@ -101,6 +103,10 @@ pub struct NodeBuilder {
     monitor_timeout: Option<Duration>,
     connect_interval: Option<Duration>,
     framings: Option<Vec<Framing>>,
+    auth_offer: Option<Vec<AuthMethod>>,
+    auth_accept: Option<Vec<AuthMethod>>,
+    no_delay_off: bool,
+    seeds: Vec<SocketAddr>,
     cert: Option<CertPem>,
 }
 
@@ -184,6 +190,39 @@ impl NodeBuilder {
         self
     }
 
+    /// The auth methods we may use towards peers (AEMP's `auth_offer`; default
+    /// `tls_md6_64_256`, `hmac_md6_64_256`).
+    pub fn auth_offer(mut self, methods: Vec<AuthMethod>) -> Self {
+        self.auth_offer = Some(methods);
+        self
+    }
+
+    /// The auth methods we accept from peers, advertised in our greeting (AEMP's
+    /// `auth_accept`; default `tls_md6_64_256`, `hmac_md6_64_256`: `tls_anon` and `cleartext`
+    /// only when listed here).
+    pub fn auth_accept(mut self, methods: Vec<AuthMethod>) -> Self {
+        self.auth_accept = Some(methods);
+        self
+    }
+
+    /// Whether connections set `TCP_NODELAY` (AEMP's `nodelay`, default `true`; writes are
+    /// coalesced either way).
+    pub fn nodelay(mut self, on: bool) -> Self {
+        self.no_delay_off = !on;
+        self
+    }
+
+    /// Adds a seed: an address the node dials at start and re-dials (every
+    /// `connect_interval` or more) whenever it is not connected to the node found there.
+    /// Seeds also tell the node where the other nodes of the network listen (see
+    /// [`Node::seeds`]).
+    pub fn seed(mut self, addr: SocketAddr) -> Self {
+        if !self.seeds.contains(&addr) {
+            self.seeds.push(addr);
+        }
+        self
+    }
+
     /// Chooses where the dispatcher runs (default: [`Dispatcher::Thread`]).
     pub fn dispatcher(mut self, dispatcher: Dispatcher) -> Self {
         self.dispatcher = dispatcher;
@@ -215,6 +254,12 @@ impl NodeBuilder {
         if let Some(framings) = self.framings {
             handshake.framings = framings;
         }
+        if let Some(methods) = self.auth_offer {
+            handshake.auth_offer = methods;
+        }
+        if let Some(methods) = self.auth_accept {
+            handshake.auth_accept = methods;
+        }
         let tls = match &self.cert {
             Some(CertPem(pem)) => {
                 handshake.tls = TlsMode::Enabled;
@@ -230,6 +275,7 @@ impl NodeBuilder {
         if let Some(tls) = tls {
             net = net.with_tls(tls);
         }
+        net.nodelay = !self.no_delay_off;
         let (injector, rx) = unbounded_channel();
         let node = Node {
             shared: Arc::new(Shared {
@@ -242,6 +288,7 @@ impl NodeBuilder {
                 monitor_ids: AtomicU64::new(1),
                 runtime: runtime.clone(),
                 net,
+                global: crate::global::Global::new(self.seeds),
             }),
         };
         let core = Core::new(node.clone(), rx);
@@ -256,25 +303,14 @@ impl NodeBuilder {
                 runtime.spawn(dispatch::run_task(core));
             }
         }
-        // A Perl 1.30 node spawns its Global link port on every node it meets and monitors it
-        // (reference §6.4, §6.7): accept it so the Perl node keeps its link to us.
-        let global = node.clone();
-        node.insert_init("AnyEvent::MP::Global::connect", move |_args: Message| {
-            let Some(me) = crate::self_port() else {
-                return Err("no port context".to_owned());
-            };
-            global
-                .receive_default(&me, |msg: Message| {
-                    tracing::debug!(%msg, "Global link message ignored (Global is not implemented yet)");
-                })
-                .map_err(|e| e.to_string())
-        });
         for addr in self.binds {
             crate::net::listen(&node.shared, addr).map_err(|e| NodeError::Bind {
                 addr,
                 reason: e.to_string(),
             })?;
         }
+        // Link ports with every node that comes up, and seeding (reference §6.4).
+        crate::global::start(&node);
         crate::prelude::offer_default(&node);
         Ok(node)
     }
@@ -506,8 +542,18 @@ impl Node {
         Ok(())
     }
 
+    /// `true` if an init function is registered under `name` (see
+    /// [`register_init`](Self::register_init)).
+    pub fn has_init(&self, name: &str) -> bool {
+        self.shared
+            .inits
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains_key(name)
+    }
+
     /// Registers an init function whose name is known to be valid.
-    fn insert_init<R: IntoFlow>(
+    pub(crate) fn insert_init<R: IntoFlow>(
         &self,
         name: &str,
         f: impl Fn(Message) -> R + Send + Sync + 'static,
@@ -672,6 +718,17 @@ impl Node {
         self.shared.net.disconnect(node);
     }
 
+    /// The seed addresses this node was built with ([`NodeBuilder::seed`]).
+    pub fn seeds(&self) -> Vec<SocketAddr> {
+        self.shared.global.seeds().to_vec()
+    }
+
+    /// Where other nodes listen, as announced over Global links (`addr`, `nodes`): node ID
+    /// and its listeners as written, sorted by node ID.
+    pub fn node_addresses(&self) -> Vec<(NodeId, Vec<String>)> {
+        self.shared.global.addresses()
+    }
+
     /// The addresses this node listens on.
     pub fn listen_addrs(&self) -> Vec<SocketAddr> {
         self.shared.net.listening()
@@ -817,6 +874,11 @@ impl Shared {
     }
 
     /// A fresh monitor id.
+    /// `true` once the dispatcher has stopped (after [`Node::shutdown`]).
+    pub(crate) fn injector_closed(&self) -> bool {
+        self.injector.is_closed()
+    }
+
     pub(crate) fn next_monitor_id(&self) -> u64 {
         self.monitor_ids.fetch_add(1, Ordering::Relaxed)
     }

@@ -377,9 +377,11 @@ async fn garbage_from_a_monitored_peer_fires_transport_error() {
         let (tx, rx) = oneshot::channel::<Reason>();
         node.monitor(&p, move |r| drop(tx.send(r))).detach();
         let down = watch_node(&node, &id);
-        // The monitor is in place on the wire...
-        let mon1 = wire.next_frame().await;
-        assert_eq!(mon1, Frame::new("", json_msg(r#"["mon1","p"]"#)));
+        // The monitor is in place on the wire (after the Global link messages every node
+        // sends to a new peer)...
+        let want = Frame::new("", json_msg(r#"["mon1","p"]"#));
+        let mon1 = wire.frame_where(|f| *f == want).await;
+        assert_eq!(mon1, want);
         // ... then the peer turns to garbage.
         wire.send(b"\xff\xff{{not a message").await;
         wire.expect_closed(CLOSE).await;

@@ -78,6 +78,41 @@ async fn round_trip(wire: &mut Wire, tag: &str) -> Frame {
     reply
 }
 
+/// Takes the Global link set-up the aemp node sends to a new peer, as a Perl 1.30 node does
+/// (reference §6.4): `_spawn` of its link port, `mon1` of it, `addr` with its listeners,
+/// `setup`, in this order. Returns the link port's name.
+async fn take_global_link(wire: &mut Wire, node: &Node) -> String {
+    let tag_is = |f: &Frame, tag: &str| {
+        f.port.is_empty() && f.message.first().and_then(Value::as_str) == Some(tag)
+    };
+    let spawn = wire
+        .frame_where(|f| tag_is(f, "AnyEvent::MP::_spawn"))
+        .await;
+    let link = spawn.message[1].as_str().unwrap().to_owned();
+    assert_eq!(
+        spawn.message[2..],
+        [
+            Value::from("AnyEvent::MP::Global::connect"),
+            Value::from(0),
+            Value::from(node.id().as_str())
+        ]
+    );
+    let mon1 = wire.frame_where(|f| tag_is(f, "mon1")).await;
+    assert_eq!(mon1.message, msg!["mon1", link.as_str()]);
+    let addr = wire.frame_to(&link).await;
+    let listeners: Vec<Value> = node
+        .listen_addrs()
+        .iter()
+        .map(|a| Value::from(a.to_string()))
+        .collect();
+    assert_eq!(addr.message, msg!["addr", listeners]);
+    let setup = wire.frame_to(&link).await;
+    assert_eq!(setup.message, msg!["setup"]);
+    let at = |f: &Frame| wire.log.iter().position(|g| g == f).unwrap();
+    assert!(at(&spawn) < at(&mon1) && at(&mon1) < at(&addr) && at(&addr) < at(&setup));
+    link
+}
+
 fn is_kil0_for(frame: &Frame, name: &str) -> bool {
     frame.port.is_empty()
         && frame.message.first().and_then(Value::as_str) == Some("kil0")
@@ -103,6 +138,8 @@ async fn perl_peer_global_link_and_node_requests() {
         "the Global link port was not kept: {:?}",
         wire.log
     );
+    // The aemp node links to the Perl node the same way.
+    take_global_link(&mut wire, &node).await;
 
     // info, with an extra reply element.
     wire.send_split(&format!(r#"["","info","{PERL}#r2","x"]"#))
