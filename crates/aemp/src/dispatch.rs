@@ -616,6 +616,9 @@ impl Core {
                     let name = self.ports.get(&key).and_then(|e| e.name.clone());
                     set_current(Some(key), name);
                     self.deliver(key, named.1);
+                    // The fast path (`Job::Deliver`) sets only the key: never leave a
+                    // foreign name behind for the next port's `SELF`.
+                    set_current(None, None);
                 }
                 None => {
                     let port = &named.0;

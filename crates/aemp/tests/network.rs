@@ -126,6 +126,40 @@ async fn remote_spawn_runs_the_registered_init() {
     assert_eq!(recv(&mut at_a).await, msg!["echo me"]);
 }
 
+/// Regression: after a port with a name another node chose (a spawned port) ran, `SELF` of
+/// the next port must not carry that foreign name (replies went to the wrong port).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn self_port_is_right_after_a_peer_named_port_ran() {
+    let (a, b) = pair(vec![Framing::Cbor]).await;
+    let n = b.clone();
+    b.register_init("test::poke", move |_args: Message| {
+        let me = aemp::self_port().ok_or("no port context")?;
+        let n2 = n.clone();
+        n.set_callback(&me, move |m: Message| {
+            let reply: PortId = m.decode_element(0)?;
+            n2.send(&reply, msg!["poked"]);
+            Ok::<_, aemp::ValueError>(())
+        })
+        .map_err(|e| e.to_string())
+    })
+    .unwrap();
+    let spawned = a.spawn(b.id(), "test::poke", msg![]).unwrap();
+    let mut inbox = a.mailbox();
+    a.send(&spawned, msg![inbox.port()]);
+    assert_eq!(recv(&mut inbox).await, msg!["poked"]);
+
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let mut tx = Some(tx);
+    let plain = b.port(move |_m: Message| {
+        if let Some(tx) = tx.take() {
+            let _ = tx.send(aemp::self_port());
+        }
+    });
+    b.send(&plain, msg!["who am i"]);
+    let seen = tokio::time::timeout(WAIT, rx).await.unwrap().unwrap();
+    assert_eq!(seen, Some(plain));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_secret_connects_nothing() {
     let a = node(
