@@ -202,15 +202,18 @@ pub(crate) fn snd(opts: &Opts, port: &str, message: &[String]) -> Result<()> {
             &PortId::node_port(target.node().clone()),
             msg!["snd", inbox.port(), "message sent successfully"],
         );
+        // The kill notice (if any) arrives before the echo, over the same connection, and
+        // its monitor fires first: check it first.
         tokio::select! {
+            biased;
+            reason = died => {
+                let reason = reason.context("the monitor was dropped")?;
+                bail!("{target} is dead: {}", show_reason(&reason))
+            }
             echo = inbox.recv() => {
                 let echo = echo.context("the reply port closed")?;
                 println!("{}", echo.first().and_then(Value::as_str).unwrap_or_default());
                 Ok(())
-            }
-            reason = died => {
-                let reason = reason.context("the monitor was dropped")?;
-                bail!("{target} is dead: {}", show_reason(&reason))
             }
         }
     })
@@ -246,11 +249,12 @@ pub(crate) fn mon(opts: &Opts, port: &str) -> Result<()> {
         );
         tokio::pin!(died);
         tokio::select! {
-            _ = inbox.recv() => eprintln!("monitoring {target}"),
+            biased;
             reason = &mut died => {
                 println!("{}", show_reason(&reason.context("the monitor was dropped")?));
                 return Ok(());
             }
+            _ = inbox.recv() => eprintln!("monitoring {target}"),
         }
         let reason = died.await.context("the monitor was dropped")?;
         println!("{}", show_reason(&reason));
