@@ -220,27 +220,28 @@ fn invalid_files_are_errors_and_never_overwritten() {
     assert!(e.contains("must be a JSON object"), "{e}");
     fs::write(&path, r#"{"profile": []}"#).unwrap();
     assert!(ConfigFile::open(&path).is_err());
-    // A directory where the file should be cannot be read.
-    let e = ConfigFile::open(&dir).unwrap_err();
-    assert!(matches!(e, ConfigError::Read { .. }), "{e}");
     assert_eq!(fs::read_to_string(&path).unwrap(), r#"{"profile": []}"#);
     fs::remove_dir_all(&dir).unwrap();
 }
 
-#[cfg(unix)]
 #[test]
 fn unreadable_files_are_errors() {
-    use std::os::unix::fs::PermissionsExt as _;
+    // Deterministic even for root (who reads any mode): bytes that are not UTF-8, and a
+    // directory where the file should be.
     let dir = temp_dir("unreadable");
     let path = dir.join("config.json");
-    fs::write(&path, "{}").unwrap();
-    fs::set_permissions(&path, fs::Permissions::from_mode(0o000)).unwrap();
-    // Root reads anything; the check only means something for other users.
-    if fs::read(&path).is_err() {
-        let e = ConfigFile::open(&path).unwrap_err();
-        assert!(matches!(e, ConfigError::Read { .. }), "{e}");
-    }
-    fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+    fs::write(&path, b"{\"secret\": \"\xff\xfe\"}").unwrap();
+    let e = ConfigFile::open(&path).unwrap_err();
+    assert!(matches!(e, ConfigError::Read { .. }), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with(&format!("cannot read config file {}", path.display())),
+        "{e}"
+    );
+    let e = ConfigFile::open(&dir).unwrap_err();
+    assert!(matches!(e, ConfigError::Read { .. }), "{e}");
+    // Nothing was written over it.
+    assert_eq!(fs::read(&path).unwrap(), b"{\"secret\": \"\xff\xfe\"}");
     fs::remove_dir_all(&dir).unwrap();
 }
 
