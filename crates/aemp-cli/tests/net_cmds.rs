@@ -155,7 +155,16 @@ fn run_answers_the_network_commands() {
     assert!(err.contains("timed out"), "{err}");
     // A node nobody knows: exit 1 after the timeout.
     let err = env.fails(&["cal", "nobody-knows-me", "time", "--timeout", "0.5"]);
-    assert!(err.contains("timed out"), "{err}");
+    assert!(
+        err.contains("timed out after 0.5 s: no seed knows node nobody-knows-me"),
+        "{err}"
+    );
+    // The wrong secret: the seed refuses us, and the error says where to look.
+    env.ok(&["profile", "aemp", "setsecret", "wrong"]);
+    let err = env.fails(&["cal", &node, "time", "--timeout", "1"]);
+    assert!(err.contains("no seed answered"), "{err}");
+    assert!(err.contains("is the secret right?"), "{err}");
+    env.ok(&["profile", "aemp", "delsecret"]);
 
     // info, trace, nodes.
     let info = env.ok(&["info", &node]);

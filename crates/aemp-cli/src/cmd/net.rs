@@ -149,8 +149,9 @@ fn client(opts: &Opts) -> Result<Node> {
     Ok(builder.start()?)
 }
 
-/// Runs `f` on a client node within the timeout, then shuts the node down.
-fn with_client<T, F, Fut>(opts: &Opts, what: &str, f: F) -> Result<T>
+/// Runs `f` on a client node within the timeout, then shuts the node down. `target` is the
+/// node the command needs, for a helpful message when it was never reached.
+fn with_client<T, F, Fut>(opts: &Opts, what: &str, target: Option<&NodeId>, f: F) -> Result<T>
 where
     F: FnOnce(Node) -> Fut,
     Fut: Future<Output = Result<T>>,
@@ -159,14 +160,34 @@ where
         let node = client(opts)?;
         let work = f(node.clone());
         let result = match opts.timeout {
-            Some(t) => tokio::time::timeout(t, work)
-                .await
-                .unwrap_or_else(|_| Err(anyhow!("{what}: timed out after {} s", t.as_secs_f64()))),
+            Some(t) => match tokio::time::timeout(t, work).await {
+                Ok(result) => result,
+                Err(_) => Err(timed_out(&node, what, t, target)),
+            },
             None => work.await,
         };
         node.shutdown();
         result
     })
+}
+
+/// The timeout error, saying what was missing.
+fn timed_out(node: &Node, what: &str, after: Duration, target: Option<&NodeId>) -> anyhow::Error {
+    let secs = after.as_secs_f64();
+    let up = node.up_nodes();
+    if up.is_empty() {
+        let seeds: Vec<String> = node.seeds().iter().map(ToString::to_string).collect();
+        return anyhow!(
+            "{what}: timed out after {secs} s: no seed answered (seeds: {}; is the secret right?)",
+            seeds.join(" ")
+        );
+    }
+    match target {
+        Some(t) if !node.node_is_up(t) && !node.node_addresses().iter().any(|(id, _)| id == t) => {
+            anyhow!("{what}: timed out after {secs} s: no seed knows node {t}")
+        }
+        _ => anyhow!("{what}: timed out after {secs} s"),
+    }
 }
 
 /// Polls until `f` holds.
@@ -191,75 +212,90 @@ fn parse_port(port: &str) -> Result<PortId> {
 pub(crate) fn snd(opts: &Opts, port: &str, message: &[String]) -> Result<()> {
     let target = parse_port(port)?;
     let message = args::message(message)?;
-    with_client(opts, "snd", |node| async move {
-        reach(&node, target.node()).await;
-        let (tx, died) = tokio::sync::oneshot::channel::<Reason>();
-        let _guard = node.monitor(&target, move |r| drop(tx.send(r)));
-        node.send(&target, message);
-        // An ordered echo through the port's node: when it is back, the message was handled.
-        let mut inbox = node.mailbox();
-        node.send(
-            &PortId::node_port(target.node().clone()),
-            msg!["snd", inbox.port(), "message sent successfully"],
-        );
-        // The kill notice (if any) arrives before the echo, over the same connection, and
-        // its monitor fires first: check it first.
-        tokio::select! {
-            biased;
-            reason = died => {
-                let reason = reason.context("the monitor was dropped")?;
-                bail!("{target} is dead: {}", show_reason(&reason))
+    with_client(
+        opts,
+        "snd",
+        Some(&target.node().clone()),
+        |node| async move {
+            reach(&node, target.node()).await;
+            let (tx, died) = tokio::sync::oneshot::channel::<Reason>();
+            let _guard = node.monitor(&target, move |r| drop(tx.send(r)));
+            node.send(&target, message);
+            // An ordered echo through the port's node: when it is back, the message was handled.
+            let mut inbox = node.mailbox();
+            node.send(
+                &PortId::node_port(target.node().clone()),
+                msg!["snd", inbox.port(), "message sent successfully"],
+            );
+            // The kill notice (if any) arrives before the echo, over the same connection, and
+            // its monitor fires first: check it first.
+            tokio::select! {
+                biased;
+                reason = died => {
+                    let reason = reason.context("the monitor was dropped")?;
+                    bail!("{target} is dead: {}", show_reason(&reason))
+                }
+                echo = inbox.recv() => {
+                    let echo = echo.context("the reply port closed")?;
+                    println!("{}", echo.first().and_then(Value::as_str).unwrap_or_default());
+                    Ok(())
+                }
             }
-            echo = inbox.recv() => {
-                let echo = echo.context("the reply port closed")?;
-                println!("{}", echo.first().and_then(Value::as_str).unwrap_or_default());
-                Ok(())
-            }
-        }
-    })
+        },
+    )
 }
 
 /// `aemp cal PORT MSG...`
 pub(crate) fn cal(opts: &Opts, port: &str, message: &[String]) -> Result<()> {
     let target = parse_port(port)?;
     let message = args::message(message)?;
-    with_client(opts, "cal", |node| async move {
-        reach(&node, target.node()).await;
-        let reply = node
-            .call(&target, message, None)
-            .await
-            .map_err(|e| anyhow!("{target}: {e}"))?;
-        println!("{}", args::show(&reply));
-        Ok(())
-    })
+    with_client(
+        opts,
+        "cal",
+        Some(&target.node().clone()),
+        |node| async move {
+            reach(&node, target.node()).await;
+            let reply = node
+                .call(&target, message, None)
+                .await
+                .map_err(|e| anyhow!("{target}: {e}"))?;
+            println!("{}", args::show(&reply));
+            Ok(())
+        },
+    )
 }
 
 /// `aemp mon PORT`: prints `monitoring PORT` on stderr once the port's node has the monitor
 /// (confirmed by an ordered echo), then the kill reason on stdout.
 pub(crate) fn mon(opts: &Opts, port: &str) -> Result<()> {
     let target = parse_port(port)?;
-    with_client(opts, "mon", |node| async move {
-        reach(&node, target.node()).await;
-        let (tx, died) = tokio::sync::oneshot::channel::<Reason>();
-        let _guard = node.monitor(&target, move |r| drop(tx.send(r)));
-        let mut inbox = node.mailbox();
-        node.send(
-            &PortId::node_port(target.node().clone()),
-            msg!["snd", inbox.port(), "monitoring"],
-        );
-        tokio::pin!(died);
-        tokio::select! {
-            biased;
-            reason = &mut died => {
-                println!("{}", show_reason(&reason.context("the monitor was dropped")?));
-                return Ok(());
+    with_client(
+        opts,
+        "mon",
+        Some(&target.node().clone()),
+        |node| async move {
+            reach(&node, target.node()).await;
+            let (tx, died) = tokio::sync::oneshot::channel::<Reason>();
+            let _guard = node.monitor(&target, move |r| drop(tx.send(r)));
+            let mut inbox = node.mailbox();
+            node.send(
+                &PortId::node_port(target.node().clone()),
+                msg!["snd", inbox.port(), "monitoring"],
+            );
+            tokio::pin!(died);
+            tokio::select! {
+                biased;
+                reason = &mut died => {
+                    println!("{}", show_reason(&reason.context("the monitor was dropped")?));
+                    return Ok(());
+                }
+                _ = inbox.recv() => eprintln!("monitoring {target}"),
             }
-            _ = inbox.recv() => eprintln!("monitoring {target}"),
-        }
-        let reason = died.await.context("the monitor was dropped")?;
-        println!("{}", show_reason(&reason));
-        Ok(())
-    })
+            let reason = died.await.context("the monitor was dropped")?;
+            println!("{}", show_reason(&reason));
+            Ok(())
+        },
+    )
 }
 
 fn show_reason(reason: &Reason) -> String {
@@ -292,7 +328,7 @@ pub(crate) fn trace(opts: &Opts, start: &str) -> Result<()> {
     let start: NodeId = start
         .parse()
         .with_context(|| format!("{start:?} is not a node ID"))?;
-    with_client(opts, "trace", |client| async move {
+    with_client(opts, "trace", Some(&start.clone()), |client| async move {
         reach(&client, &start).await;
         let mut seen = BTreeSet::from([start.clone(), client.id().clone()]);
         let mut queue = VecDeque::from([start]);
@@ -330,7 +366,7 @@ pub(crate) fn info(opts: &Opts, target: &str) -> Result<()> {
     let target: NodeId = target
         .parse()
         .with_context(|| format!("{target:?} is not a node ID"))?;
-    with_client(opts, "info", |client| async move {
+    with_client(opts, "info", Some(&target.clone()), |client| async move {
         reach(&client, &target).await;
         let port = PortId::node_port(target.clone());
         let id = client
@@ -380,7 +416,7 @@ pub(crate) fn info(opts: &Opts, target: &str) -> Result<()> {
 
 /// `aemp nodes`: the nodes connected to the seeds, with their addresses.
 pub(crate) fn nodes(opts: &Opts) -> Result<()> {
-    with_client(opts, "nodes", |client| async move {
+    with_client(opts, "nodes", None, |client| async move {
         let seeds = client.seeds();
         until(|| !client.up_nodes().is_empty()).await;
         let mut all: BTreeSet<NodeId> = client.up_nodes().into_iter().collect();
