@@ -26,9 +26,10 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
+use aemp_proto::handshake::HandshakeError;
 use aemp_proto::{Message, NodeId, PortId, Value};
 
-use crate::{Node, NodeEvent, Reason};
+use crate::{NetError, Node, NodeEvent, Reason};
 
 /// The init function name of the Global link port.
 pub(crate) const LINK_INIT: &str = "AnyEvent::MP::Global::connect";
@@ -114,13 +115,19 @@ async fn seed_loop(node: Node) {
         .net
         .connect_interval()
         .max(Duration::from_secs(1));
+    // Seeds that turned out to be this node (Perl forgets those too).
+    let mut ourselves: HashSet<SocketAddr> = HashSet::new();
     loop {
         for &addr in &node.shared.global.seeds {
             if node.shared.injector_closed() {
                 return;
             }
-            let known = node.shared.global.state().seed_nodes.get(&addr).cloned();
-            if known.as_ref().is_some_and(|id| node.node_is_up(id)) {
+            if ourselves.contains(&addr) || node.listen_addrs().contains(&addr) {
+                ourselves.insert(addr);
+                continue;
+            }
+            if let Some(id) = connected_seed(&node, addr) {
+                consider_master(&node, &id);
                 continue;
             }
             match node.connect(addr).await {
@@ -134,6 +141,12 @@ async fn seed_loop(node: Node) {
                     // The node-up event may have run before we knew it is a seed.
                     consider_master(&node, &id);
                 }
+                Err(NetError::Handshake(
+                    HandshakeError::SelfConnection | HandshakeError::EchoAttack,
+                )) => {
+                    tracing::debug!(%addr, "seed is this node itself; not dialled again");
+                    ourselves.insert(addr);
+                }
                 Err(e) => tracing::debug!(%addr, error = %e, "seed not reachable"),
             }
         }
@@ -142,6 +155,24 @@ async fn seed_loop(node: Node) {
             return;
         }
     }
+}
+
+/// The connected node at seed address `addr`, if any: known from an earlier dial, or because
+/// the node there announced `addr` as its listener (it dialled us first, or we met it through
+/// another seed) — dialling it again would only be refused as a second connection.
+fn connected_seed(node: &Node, addr: SocketAddr) -> Option<NodeId> {
+    let mut state = node.shared.global.state();
+    if let Some(id) = state.seed_nodes.get(&addr) {
+        return node.node_is_up(id).then(|| id.clone());
+    }
+    let written = addr.to_string();
+    let id = state
+        .addr
+        .iter()
+        .find(|(id, addrs)| addrs.contains(&written) && node.node_is_up(id))
+        .map(|(id, _)| id.clone())?;
+    state.seed_nodes.insert(addr, id.clone());
+    Some(id)
 }
 
 fn node_up(node: &Node, peer: &NodeId) {

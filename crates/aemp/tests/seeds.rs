@@ -140,3 +140,47 @@ async fn a_listenerless_node_reaches_others_and_redials_a_lost_seed() {
         n.shutdown();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seeds_that_list_each_other_and_themselves_settle() {
+    // As in a typical Perl setup: every node's seed list holds every seed, itself included.
+    let first = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let second = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addrs = [first.local_addr().unwrap(), second.local_addr().unwrap()];
+    drop((first, second));
+    let start = |id: &str, bind: SocketAddr| {
+        builder(id)
+            .bind(bind)
+            .seed(addrs[0])
+            .seed(addrs[1])
+            .start()
+            .unwrap()
+    };
+    let s1 = start(&unique("s1"), addrs[0]);
+    let s2 = start(&unique("s2"), addrs[1]);
+    eventually("the seeds to connect", || {
+        s1.node_is_up(s2.id()) && s2.node_is_up(s1.id())
+    })
+    .await;
+    // Each knows the other's listener, and messages flow both ways.
+    let mut at_s2 = s2.mailbox();
+    s1.send(at_s2.port(), msg!["one"]);
+    assert_eq!(within("s1 → s2", at_s2.recv()).await.unwrap(), msg!["one"]);
+    let mut at_s1 = s1.mailbox();
+    s2.send(at_s1.port(), msg!["two"]);
+    assert_eq!(within("s2 → s1", at_s1.recv()).await.unwrap(), msg!["two"]);
+    // A few dial rounds later the connection is still the first one (no churn, no flapping).
+    let (tx, mut downs) = tokio::sync::mpsc::unbounded_channel();
+    s1.monitor_nodes(move |e| {
+        if matches!(e, aemp::NodeEvent::Down(..)) {
+            let _ = tx.send(());
+        }
+    })
+    .detach();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(downs.try_recv().is_err(), "the seeds' connection went down");
+    assert_eq!(s1.up_nodes(), [s2.id().clone()]);
+    for n in [s1, s2] {
+        n.shutdown();
+    }
+}
