@@ -208,14 +208,6 @@ impl Net {
         v
     }
 
-    /// Remembers an address of `node` (tried first when dialling it).
-    pub(crate) fn add_address(&self, node: &NodeId, addr: SocketAddr) {
-        let mut links = self.links();
-        let link = links.entry(node.clone()).or_default();
-        link.addrs.retain(|a| *a != addr);
-        link.addrs.insert(0, addr);
-    }
-
     /// Messages waiting to be written to `node` (queued while connecting, or not yet taken
     /// by the writer), and the notifier signalled when that number shrinks.
     pub(crate) fn queued(&self, node: &NodeId) -> (usize, Option<Arc<Notify>>) {
@@ -357,6 +349,20 @@ pub(crate) fn send(shared: &Arc<Shared>, port: PortId, msg: Message) {
         link.dialing = true;
         let weak = Arc::downgrade(shared);
         shared.runtime.spawn(dial(weak, node));
+    }
+}
+
+/// Records where `node` listens (tried first from now on). Messages already waiting for it
+/// make this start dialling at once: the address may arrive after them (learned from a seed).
+pub(crate) fn add_address(shared: &Arc<Shared>, node: &NodeId, addr: SocketAddr) {
+    let mut links = shared.net.links();
+    let link = links.entry(node.clone()).or_default();
+    link.addrs.retain(|a| *a != addr);
+    link.addrs.insert(0, addr);
+    if link.up.is_none() && !link.queue.is_empty() && !link.dialing {
+        link.dialing = true;
+        let weak = Arc::downgrade(shared);
+        shared.runtime.spawn(dial(weak, node.clone()));
     }
 }
 

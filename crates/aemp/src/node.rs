@@ -668,7 +668,7 @@ impl Node {
     /// Tells this node where `node` listens: messages for it are then sent by dialling these
     /// addresses (round robin, every `connect_interval`) until a connection comes up.
     pub fn add_address(&self, node: &NodeId, addr: SocketAddr) {
-        self.shared.net.add_address(node, addr);
+        crate::net::add_address(&self.shared, node, addr);
     }
 
     /// How many messages wait to be written to `node` (queued while connecting, or not yet

@@ -240,6 +240,29 @@ async fn a_known_address_is_dialled_when_a_message_waits_and_the_queue_flushes_i
     assert_eq!(a.queued_to(b.id()), 0);
 }
 
+/// Messages may wait for a node before anyone knows where it listens (the address comes
+/// later from a seed): learning the address starts the dial, and they are delivered in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_learned_after_messages_wait_starts_the_dial() {
+    let a = Node::builder()
+        .id(format!("a-{}", rand_suffix()))
+        .secret("s")
+        .monitor_timeout(Duration::from_secs(5))
+        .start()
+        .unwrap();
+    let b = node(&format!("b-{}", rand_suffix()), "s", vec![Framing::Cbor]);
+    let mut at_b = b.mailbox();
+    for i in 0..100_i64 {
+        a.send(at_b.port(), Message::from([Value::Int(i)]));
+    }
+    assert_eq!(a.queued_to(b.id()), 100);
+    a.add_address(b.id(), b.listen_addrs()[0]);
+    for i in 0..100_i64 {
+        assert_eq!(recv(&mut at_b).await[0], Value::Int(i));
+    }
+    assert!(a.up_nodes().contains(b.id()));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn monitor_nodes_sees_up_then_down() {
     let a = node(&format!("a-{}", rand_suffix()), "s", vec![Framing::Cbor]);
