@@ -111,8 +111,21 @@ async fn show(me: &Node, nodes: &mut Children, b_index: usize, ids: [&NodeId; 2]
         .detach();
     println!("monitoring {echo_b}");
 
-    // Ping-pong: viewer → echo on a → echo on b → viewer, so a talks to b directly.
+    // Messages are ordered per pair of nodes, not across paths: a ping relayed through a
+    // could reach b before our spawn request did. One direct round trip to each echo port
+    // first makes sure both exist.
     let mut inbox = me.mailbox();
+    for echo in [&echo_a, &echo_b] {
+        me.send(echo, msg![inbox.port(), "ready?"]);
+        let ready = step("an echo port to answer", inbox.recv())
+            .await?
+            .context("the viewer's mailbox closed")?;
+        if ready != msg!["ready?"] {
+            bail!("{echo} answered {ready}");
+        }
+    }
+
+    // Ping-pong: viewer → echo on a → echo on b → viewer, so a talks to b directly.
     let rounds = 2000_u64;
     let mut rtts = Vec::with_capacity(2000);
     for i in 0..rounds {
