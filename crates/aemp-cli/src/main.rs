@@ -140,6 +140,14 @@ enum Command {
         net: NetOpts,
     },
 
+    /// Profile commands.
+    #[command(flatten)]
+    Edit(Edit),
+}
+
+/// The profile commands, which may follow each other.
+#[derive(Debug, Subcommand)]
+enum Edit {
     /// Edit profile NAME with the following commands (created if missing). Before any
     /// `profile` command, edits apply to the top level (defaults of every profile).
     ///
@@ -443,12 +451,12 @@ fn dispatch(mut args: Vec<String>) -> Result<(), Failure> {
             Command::Trace { node, net } => return Ok(cmd::net::trace(&opts(net)?, &node)?),
             Command::Info { node, net } => return Ok(cmd::net::info(&opts(net)?, &node)?),
             Command::Nodes { net } => return Ok(cmd::net::nodes(&opts(net)?)?),
-            edit_command => {
+            Command::Edit(command) => {
                 let editor = match &mut edit {
                     Some(editor) => editor,
                     None => edit.insert(cmd::profile::Editor::open()?),
                 };
-                edit_once(editor, edit_command)?
+                edit_once(editor, command)?
             }
         };
         if more.is_empty() {
@@ -467,114 +475,114 @@ fn opts(net: NetOpts) -> anyhow::Result<cmd::net::Opts> {
 }
 
 /// Runs one profile command; returns the arguments that follow it.
-fn edit_once(e: &mut cmd::profile::Editor, command: Command) -> anyhow::Result<Vec<String>> {
+fn edit_once(e: &mut cmd::profile::Editor, command: Edit) -> anyhow::Result<Vec<String>> {
     use cmd::profile::ListKey::{Binds, Seeds, Services};
     let more = match command {
-        Command::Profile { name, more } => {
+        Edit::Profile { name, more } => {
             e.select(&name);
             more
         }
-        Command::Delprofile { name, more } => {
+        Edit::Delprofile { name, more } => {
             e.delete_profile(&name)?;
             more
         }
-        Command::Showprofile { name, more } => {
+        Edit::Showprofile { name, more } => {
             e.show_profile(&name)?;
             more
         }
-        Command::Showconfig { args } => {
+        Edit::Showconfig { args } => {
             e.show_config(&args)?;
             More { more: Vec::new() }
         }
-        Command::Setnodeid { id, more } => {
+        Edit::Setnodeid { id, more } => {
             e.set_string("nodeid", &id)?;
             more
         }
-        Command::Delnodeid(more) => {
+        Edit::Delnodeid(more) => {
             e.delete("nodeid")?;
             more
         }
-        Command::Setsecret { secret, more } => {
+        Edit::Setsecret { secret, more } => {
             e.set_string("secret", &secret)?;
             more
         }
-        Command::Gensecret(more) => {
+        Edit::Gensecret(more) => {
             e.gen_secret()?;
             more
         }
-        Command::Delsecret(more) => {
+        Edit::Delsecret(more) => {
             e.delete("secret")?;
             more
         }
-        Command::Setcert { file, more } => {
+        Edit::Setcert { file, more } => {
             e.set_cert_file(&file)?;
             more
         }
-        Command::Gencert(more) => {
+        Edit::Gencert(more) => {
             e.gen_cert()?;
             more
         }
-        Command::Delcert(more) => {
+        Edit::Delcert(more) => {
             e.delete("cert")?;
             more
         }
-        Command::Setbinds { binds, more } => {
+        Edit::Setbinds { binds, more } => {
             e.set_list(Binds, &binds)?;
             more
         }
-        Command::Addbind { bind, more } => {
+        Edit::Addbind { bind, more } => {
             e.add_to_list(Binds, &bind)?;
             more
         }
-        Command::Delbind { bind, more } => {
+        Edit::Delbind { bind, more } => {
             e.remove_from_list(Binds, &bind)?;
             more
         }
-        Command::Delbinds(more) => {
+        Edit::Delbinds(more) => {
             e.delete("binds")?;
             more
         }
-        Command::Setseeds { seeds, more } => {
+        Edit::Setseeds { seeds, more } => {
             e.set_list(Seeds, &seeds)?;
             more
         }
-        Command::Addseed { seed, more } => {
+        Edit::Addseed { seed, more } => {
             e.add_to_list(Seeds, &seed)?;
             more
         }
-        Command::Delseed { seed, more } => {
+        Edit::Delseed { seed, more } => {
             e.remove_from_list(Seeds, &seed)?;
             more
         }
-        Command::Delseeds(more) => {
+        Edit::Delseeds(more) => {
             e.delete("seeds")?;
             more
         }
-        Command::Setservices { services, more } => {
+        Edit::Setservices { services, more } => {
             e.set_list(Services, &services)?;
             more
         }
-        Command::Addservice { service, more } => {
+        Edit::Addservice { service, more } => {
             e.add_to_list(Services, &service)?;
             more
         }
-        Command::Delservice { service, more } => {
+        Edit::Delservice { service, more } => {
             e.remove_from_list(Services, &service)?;
             more
         }
-        Command::Delservices(more) => {
+        Edit::Delservices(more) => {
             e.delete("services")?;
             more
         }
-        Command::Setparent { name, more } => {
+        Edit::Setparent { name, more } => {
             e.set_parent(&name)?;
             more
         }
-        Command::Delparent(more) => {
+        Edit::Delparent(more) => {
             e.delete("parent")?;
             more
         }
-        Command::Set {
+        Edit::Set {
             option,
             value,
             more,
@@ -582,19 +590,10 @@ fn edit_once(e: &mut cmd::profile::Editor, command: Command) -> anyhow::Result<V
             e.set_option(&option, &value)?;
             more
         }
-        Command::Del { option, more } => {
+        Edit::Del { option, more } => {
             e.delete(&option)?;
             more
         }
-        Command::Demo
-        | Command::Bench(_)
-        | Command::Run { .. }
-        | Command::Snd { .. }
-        | Command::Cal { .. }
-        | Command::Mon { .. }
-        | Command::Trace { .. }
-        | Command::Info { .. }
-        | Command::Nodes { .. } => unreachable!("handled by dispatch"),
     };
     Ok(more.more)
 }
