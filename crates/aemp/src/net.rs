@@ -91,7 +91,10 @@ struct Link {
 
 /// The outbound side of an established connection.
 pub(crate) struct Conn {
-    out: Mutex<Vec<Out>>,
+    /// The framing we send in (chosen in the handshake).
+    framing: Framing,
+    /// Messages encoded by their senders, waiting for the writer.
+    out: Mutex<Outbox>,
     notify: Notify,
     /// Shared with the link: signalled after every write.
     drained: Arc<Notify>,
@@ -100,10 +103,23 @@ pub(crate) struct Conn {
     hang_up: Notify,
 }
 
+/// Encoded messages waiting to be written.
+///
+/// Senders encode on their own thread, so the writer only swaps the buffer out and writes
+/// it: the message (and its strings) is freed where it was allocated, the destination's
+/// `PortId` is never cloned, and the writer's thread stays free for the reader.
+#[derive(Default)]
+struct Outbox {
+    bytes: Vec<u8>,
+    /// How many messages `bytes` holds (for flow control).
+    messages: usize,
+}
+
 impl Conn {
-    fn new(drained: Arc<Notify>) -> Self {
+    fn new(framing: Framing, drained: Arc<Notify>) -> Self {
         Self {
-            out: Mutex::new(Vec::new()),
+            framing,
+            out: Mutex::new(Outbox::default()),
             notify: Notify::new(),
             drained,
             closed: std::sync::atomic::AtomicBool::new(false),
@@ -111,10 +127,16 @@ impl Conn {
         }
     }
 
-    fn push(&self, out: Out) {
-        let mut q = self.out.lock().unwrap_or_else(PoisonError::into_inner);
-        q.push(out);
-        if q.len() == 1 {
+    fn outbox(&self) -> std::sync::MutexGuard<'_, Outbox> {
+        self.out.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Encodes one message onto the outbox and wakes the writer if it was empty.
+    fn push(&self, port: &PortId, msg: &Message) {
+        let mut q = self.outbox();
+        self.framing.encode(port.name(), msg, &mut q.bytes);
+        q.messages += 1;
+        if q.messages == 1 {
             self.notify.notify_one();
         }
     }
@@ -214,9 +236,7 @@ impl Net {
         let links = self.links();
         match links.get(node) {
             Some(link) => {
-                let out = link.up.as_ref().map_or(0, |c| {
-                    c.out.lock().unwrap_or_else(PoisonError::into_inner).len()
-                });
+                let out = link.up.as_ref().map_or(0, |c| c.outbox().messages);
                 (link.queue.len() + out, Some(link.drained.clone()))
             }
             None => (0, None),
@@ -313,7 +333,7 @@ pub(crate) fn take_monitors(
 fn request(shared: &Arc<Shared>, port: &PortId, tag: &str) {
     send(
         shared,
-        PortId::node_port(port.node().clone()),
+        &PortId::node_port(port.node().clone()),
         Message::from([
             aemp_proto::Value::from(tag),
             aemp_proto::Value::from(port.name()),
@@ -322,15 +342,23 @@ fn request(shared: &Arc<Shared>, port: &PortId, tag: &str) {
 }
 
 /// Sends to a port on another node: onto its connection, or queued until one comes up.
-pub(crate) fn send(shared: &Arc<Shared>, port: PortId, msg: Message) {
+pub(crate) fn send(shared: &Arc<Shared>, port: &PortId, msg: Message) {
     let net = &shared.net;
     let mut links = net.links();
+    // The common case: connected. The connection is taken out of the table so the message
+    // is encoded without holding the table's lock.
+    if let Some(conn) = links.get(port.node()).and_then(|l| l.up.clone()) {
+        drop(links);
+        conn.push(port, &msg);
+        return;
+    }
     let node = port.node().clone();
     let link = links.entry(node.clone()).or_default();
     if let Some(conn) = &link.up {
-        conn.push((port, msg));
+        conn.push(port, &msg);
         return;
     }
+    let port = port.clone();
     link.queue.push((port, msg));
     if link.queue.len() == 1 {
         // The first queued message starts the give-up timer (reference §4.11).
@@ -681,13 +709,11 @@ async fn connection_with(
                 .into());
         }
         link.attempts.retain(|a| a.id != attempt.id);
-        let conn = Arc::new(Conn::new(link.drained.clone()));
+        let conn = Arc::new(Conn::new(session.send_framing, link.drained.clone()));
         link.generation += 1;
-        let queued = std::mem::take(&mut link.queue);
-        conn.out
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .extend(queued);
+        for (port, msg) in std::mem::take(&mut link.queue) {
+            conn.push(&port, &msg);
+        }
         link.up = Some(conn.clone());
         link.dialing = false;
         if let Some(addr) = dialled {
@@ -708,12 +734,7 @@ async fn connection_with(
         .listening()
         .is_empty()
         .then_some(shared.net.monitor_timeout);
-    let writer = tokio::spawn(write_loop(
-        wr,
-        conn.clone(),
-        session.send_framing,
-        keepalive,
-    ));
+    let writer = tokio::spawn(write_loop(wr, conn.clone(), keepalive));
     let leftover = hs.take_buffered();
     let result = tokio::select! {
         r = read_loop(&shared, &peer, rd, leftover, session.recv_framing) => r,
@@ -739,21 +760,15 @@ async fn connection_with(
 }
 
 /// Writes everything queued on the connection, many messages per write.
-async fn write_loop(
-    mut wr: impl AsyncWrite + Unpin,
-    conn: Arc<Conn>,
-    framing: Framing,
-    keepalive: Option<Duration>,
-) {
-    let mut batch: Vec<Out> = Vec::new();
-    let mut bytes: Vec<u8> = Vec::with_capacity(64 * 1024);
+async fn write_loop(mut wr: impl AsyncWrite + Unpin, conn: Arc<Conn>, keepalive: Option<Duration>) {
+    let mut bytes: Vec<u8> = Vec::with_capacity(WRITE_CHUNK);
     loop {
         {
-            let mut q = conn.out.lock().unwrap_or_else(PoisonError::into_inner);
-            std::mem::swap(&mut *q, &mut batch);
+            let mut q = conn.outbox();
+            std::mem::swap(&mut q.bytes, &mut bytes);
+            q.messages = 0;
         }
-        bytes.clear();
-        if batch.is_empty() {
+        if bytes.is_empty() {
             if conn.closed.load(std::sync::atomic::Ordering::Acquire) {
                 return;
             }
@@ -765,7 +780,7 @@ async fn write_loop(
                         .await
                         .is_err()
                     {
-                        framing.encode_keepalive(&mut bytes);
+                        conn.framing.encode_keepalive(&mut bytes);
                     } else {
                         continue;
                     }
@@ -776,30 +791,23 @@ async fn write_loop(
                 }
             }
         }
-        // Encode into writes of about WRITE_CHUNK bytes: many messages per syscall, without
-        // building one huge buffer for a long queue.
-        let mut pending = batch.drain(..).peekable();
-        while !bytes.is_empty() || pending.peek().is_some() {
-            while bytes.len() < WRITE_CHUNK {
-                let Some((port, msg)) = pending.next() else {
-                    break;
-                };
-                framing.encode(port.name(), &msg, &mut bytes);
-            }
-            // A TLS stream may keep written bytes until flushed.
-            let written = match wr.write_all(&bytes).await {
-                Ok(()) => wr.flush().await,
-                Err(e) => Err(e),
-            };
-            if let Err(e) = written {
-                // A dead writer must end the connection, not leave a half-open one behind.
-                tracing::info!(error = %e, "write failed");
-                conn.hang_up.notify_one();
-                return;
-            }
-            bytes.clear();
+        // Everything the senders queued since the last write, in one write (a TLS stream may
+        // keep written bytes until flushed).
+        let written = match wr.write_all(&bytes).await {
+            Ok(()) => wr.flush().await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = written {
+            // A dead writer must end the connection, not leave a half-open one behind.
+            tracing::info!(error = %e, "write failed");
+            conn.hang_up.notify_one();
+            return;
         }
-        drop(pending);
+        bytes.clear();
+        if bytes.capacity() > MAX_IDLE_BUFFER {
+            // A burst grew the buffer: do not keep that much memory per connection.
+            bytes.shrink_to(WRITE_CHUNK);
+        }
         conn.drained.notify_waiters();
     }
 }
@@ -896,5 +904,8 @@ impl IdHasher {
     }
 }
 
-/// Target size of one write: large enough to carry many messages per syscall.
-const WRITE_CHUNK: usize = 256 * 1024;
+/// The capacity a connection's write buffer starts with.
+const WRITE_CHUNK: usize = 64 * 1024;
+
+/// A write buffer larger than this is shrunk back after its write.
+const MAX_IDLE_BUFFER: usize = 4 << 20;

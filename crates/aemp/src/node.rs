@@ -839,7 +839,7 @@ impl Shared {
 
     /// Sends to a port on another node, in order with everything else sent there.
     pub(crate) fn send_remote(self: &Arc<Self>, port: &PortId, msg: Message) {
-        crate::net::send(self, port.clone(), msg);
+        crate::net::send(self, port, msg);
     }
 
     /// `["", "kil", name, reason…]` to the port's node (reference §2.10).
