@@ -772,6 +772,21 @@ async fn write_loop(mut wr: impl AsyncWrite + Unpin, conn: Arc<Conn>, keepalive:
             if conn.closed.load(std::sync::atomic::Ordering::Acquire) {
                 return;
             }
+            // A burst may have grown both buffers: give that memory back once the connection
+            // has been idle a while (not at once: a streaming sender would regrow them).
+            if bytes.capacity() > MAX_IDLE_BUFFER {
+                if tokio::time::timeout(SHRINK_AFTER, conn.notify.notified())
+                    .await
+                    .is_ok()
+                {
+                    continue;
+                }
+                bytes = Vec::with_capacity(WRITE_CHUNK);
+                let mut q = conn.outbox();
+                if q.bytes.is_empty() {
+                    q.bytes = Vec::new();
+                }
+            }
             match keepalive {
                 // "listener-less node: write timeout monitor_timeout; on expiry writes []"
                 // (reference §4.11), so TCP notices a dead peer on an idle link.
@@ -804,10 +819,6 @@ async fn write_loop(mut wr: impl AsyncWrite + Unpin, conn: Arc<Conn>, keepalive:
             return;
         }
         bytes.clear();
-        if bytes.capacity() > MAX_IDLE_BUFFER {
-            // A burst grew the buffer: do not keep that much memory per connection.
-            bytes.shrink_to(WRITE_CHUNK);
-        }
         conn.drained.notify_waiters();
     }
 }
@@ -907,5 +918,9 @@ impl IdHasher {
 /// The capacity a connection's write buffer starts with.
 const WRITE_CHUNK: usize = 64 * 1024;
 
-/// A write buffer larger than this is shrunk back after its write.
+/// A write buffer larger than this is given back when the connection has been idle for
+/// [`SHRINK_AFTER`].
 const MAX_IDLE_BUFFER: usize = 4 << 20;
+
+/// How long a connection must be idle before its grown write buffers are given back.
+const SHRINK_AFTER: Duration = Duration::from_millis(500);
