@@ -50,8 +50,8 @@ pub(crate) enum Job {
     Run(Box<dyn FnOnce(&mut Core) + Send>),
     /// Stop the dispatcher: every port dies with the node (monitors do not fire).
     Shutdown,
-    /// Several jobs in order (what one network read delivered).
-    Batch(Vec<Self>),
+    /// Take what a connection's reader has decoded (sent when its inbox becomes non-empty).
+    Inbox(Arc<crate::net::Inbox>),
 }
 
 /// A spawn waiting to run its init function.
@@ -174,6 +174,9 @@ pub(crate) struct Core {
     pending_spawns: HashMap<u64, PendingSpawn, BuildHasherDefault<KeyHasher>>,
     /// The dispatcher's private batch queue, kept between batches for its allocation.
     spare: VecDeque<Job>,
+    /// An empty vector swapped into a connection's inbox when its jobs are taken, so the
+    /// inboxes' allocations are reused.
+    inbox_spare: Vec<Job>,
     /// `monitor_nodes` callbacks, by id.
     node_watchers: Vec<(u64, NodeWatcher)>,
     /// Nodes currently up, so watchers see up and down strictly alternate.
@@ -233,6 +236,7 @@ impl Core {
             node_watchers: Vec::new(),
             up: std::collections::HashSet::new(),
             spare: VecDeque::new(),
+            inbox_spare: Vec::new(),
             injected,
             stopped: false,
         }
@@ -256,13 +260,19 @@ impl Core {
             // A port created elsewhere exists from the moment its creator has its ID, so
             // anything issued after the creation finds it, whatever path it took.
             Job::Install { key, behaviour } => self.install(key, None, behaviour),
-            Job::Batch(jobs) => {
-                for job in jobs {
-                    self.accept(job);
-                }
-            }
+            Job::Inbox(inbox) => self.take_inbox(&inbox),
             other => self.push(other),
         }
+    }
+
+    /// Queues everything a connection's reader has decoded, in order.
+    fn take_inbox(&mut self, inbox: &crate::net::Inbox) {
+        let mut jobs = std::mem::take(&mut self.inbox_spare);
+        inbox.take(&mut jobs);
+        for job in jobs.drain(..) {
+            self.push(job);
+        }
+        self.inbox_spare = jobs;
     }
 
     /// `true` if the port exists, accepting injected work first if it seems not to.
@@ -639,11 +649,7 @@ impl Core {
             Job::User { port, f } => self.run_user(port, f),
             Job::Run(f) => f(self),
             Job::Shutdown => self.stopped = true,
-            Job::Batch(jobs) => {
-                for job in jobs {
-                    self.push(job);
-                }
-            }
+            Job::Inbox(inbox) => self.take_inbox(&inbox),
         }
     }
 

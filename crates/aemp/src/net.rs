@@ -832,15 +832,20 @@ async fn read_loop(
     framing: Framing,
 ) -> Result<(), NetError> {
     let mut decoder = FrameDecoder::new(framing, shared.net.max_message);
+    let inbox = Arc::new(Inbox::default());
+    // The jobs of one read, kept for its allocation.
+    let mut jobs = Vec::new();
     loop {
-        let mut jobs = Vec::new();
+        let before = buf.len();
         while let Some(frame) = decoder.decode(&mut buf)? {
             if let Some(job) = inbound(shared, peer, frame) {
                 jobs.push(job);
             }
         }
         if !jobs.is_empty() {
-            shared.inject(Job::Batch(jobs));
+            inbox
+                .hand_over(shared, &mut jobs, before - buf.len())
+                .await?;
         }
         if buf.capacity() - buf.len() < READ_SPARE {
             // Read in large chunks: one read carries many messages.
@@ -849,6 +854,83 @@ async fn read_loop(
         if rd.read_buf(&mut buf).await? == 0 {
             return Ok(());
         }
+    }
+}
+
+/// What a connection's reader has decoded, waiting for the node's dispatcher.
+///
+/// A bounded hand-off: the reader appends the jobs of each read and injects one wake-up
+/// ([`Job::Inbox`]) when the inbox goes from empty to non-empty; the dispatcher takes
+/// everything at once, swapping in an empty vector, so the vectors are reused rather than
+/// allocated per read. While the dispatcher is [`INBOX_JOBS`] jobs or [`INBOX_BYTES`] bytes
+/// behind, the reader stops reading, so TCP slows the sender down instead of memory growing
+/// without bound.
+#[derive(Default)]
+pub(crate) struct Inbox {
+    state: Mutex<InboxState>,
+    /// Signalled when the dispatcher has taken the jobs.
+    space: Notify,
+}
+
+#[derive(Default)]
+struct InboxState {
+    jobs: Vec<Job>,
+    /// Wire bytes of the messages in `jobs`.
+    bytes: usize,
+    /// A wake-up for this inbox is on its way to the dispatcher (set iff `jobs` is not
+    /// empty), so a later hand-over need not send another.
+    scheduled: bool,
+}
+
+impl Inbox {
+    fn state(&self) -> std::sync::MutexGuard<'_, InboxState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Moves `jobs` (the messages of `bytes` wire bytes) into the inbox, waiting while it is
+    /// full; wakes the dispatcher if the inbox was empty.
+    async fn hand_over(
+        self: &Arc<Self>,
+        shared: &Arc<Shared>,
+        jobs: &mut Vec<Job>,
+        bytes: usize,
+    ) -> Result<(), NetError> {
+        loop {
+            let wake = {
+                let mut state = self.state();
+                if state.jobs.len() < INBOX_JOBS && state.bytes < INBOX_BYTES {
+                    state.jobs.append(jobs);
+                    state.bytes += bytes;
+                    Some(!std::mem::replace(&mut state.scheduled, true))
+                } else {
+                    None
+                }
+            };
+            match wake {
+                Some(true) => {
+                    shared.inject(Job::Inbox(self.clone()));
+                    return Ok(());
+                }
+                Some(false) => return Ok(()),
+                // Full: a wake-up is pending, so the dispatcher will make room, unless it
+                // has stopped.
+                None => tokio::select! {
+                    () = self.space.notified() => {}
+                    () = shared.dispatcher_stopped() => return Err(NetError::ClosedLocally),
+                },
+            }
+        }
+    }
+
+    /// Takes every waiting job into `into`, which must be empty (the dispatcher's side).
+    pub(crate) fn take(&self, into: &mut Vec<Job>) {
+        {
+            let mut state = self.state();
+            std::mem::swap(&mut state.jobs, into);
+            state.bytes = 0;
+            state.scheduled = false;
+        }
+        self.space.notify_one();
     }
 }
 
@@ -875,6 +957,12 @@ fn inbound(shared: &Arc<Shared>, peer: &NodeId, frame: Frame) -> Option<Job> {
     let port = PortId::new(shared.id().clone(), &frame.port).ok()?;
     Some(Job::DeliverNamed(Box::new((port, frame.message))))
 }
+
+/// A reader waits while this many of its jobs wait for the dispatcher.
+const INBOX_JOBS: usize = 16 * 1024;
+
+/// A reader waits while messages of this many wire bytes wait for the dispatcher.
+const INBOX_BYTES: usize = 4 << 20;
 
 /// Room kept free in a connection's read buffer before each read.
 const READ_SPARE: usize = 16 * 1024;

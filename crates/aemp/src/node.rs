@@ -837,6 +837,11 @@ impl Shared {
         }
     }
 
+    /// Resolves when the node's dispatcher has stopped (it takes no more work).
+    pub(crate) async fn dispatcher_stopped(&self) {
+        self.injector.closed().await;
+    }
+
     /// Sends to a port on another node, in order with everything else sent there.
     pub(crate) fn send_remote(self: &Arc<Self>, port: &PortId, msg: Message) {
         crate::net::send(self, port, msg);

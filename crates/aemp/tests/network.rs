@@ -263,6 +263,34 @@ async fn a_bulk_sender_can_wait_for_the_queue_to_drain() {
     assert!(max_seen < 10_000 + 1000, "queue grew to {max_seen}");
 }
 
+/// While the receiving callback is blocked, the receiver's reader fills its bounded inbox and
+/// stops reading (TCP then holds the rest back); nothing may be lost or reordered on the way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocked_receiver_holds_the_stream_back_without_loss_or_reordering() {
+    let (a, b) = pair(vec![Framing::Cbor]).await;
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let (seen_tx, mut seen_rx) = tokio::sync::mpsc::unbounded_channel::<i64>();
+    let mut release = Some(release_rx);
+    let sink = b.port(move |m: Message| {
+        // The first message blocks the dispatcher until the test releases it.
+        if let Some(rx) = release.take() {
+            rx.recv().unwrap();
+        }
+        let _ = seen_tx.send(m[0].as_i64().unwrap());
+    });
+    // 40,000 × 1 KiB: ten times the inbox's byte bound.
+    let n = 40_000_i64;
+    let payload = Value::from("x".repeat(1024));
+    for i in 0..n {
+        a.send(&sink, Message::from([Value::Int(i), payload.clone()]));
+    }
+    release_tx.send(()).unwrap();
+    for i in 0..n {
+        let got = tokio::time::timeout(WAIT, seen_rx.recv()).await.unwrap();
+        assert_eq!(got, Some(i));
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crossed_dials_end_with_the_nodes_connected() {
     for _ in 0..10 {
