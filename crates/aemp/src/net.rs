@@ -860,7 +860,7 @@ async fn read_loop(
 /// What a connection's reader has decoded, waiting for the node's dispatcher.
 ///
 /// A bounded hand-off: the reader appends the jobs of each read and injects one wake-up
-/// ([`Job::Inbox`]) when the inbox goes from empty to non-empty; the dispatcher takes
+/// (a [`Job::Run`] that calls [`Core::take_inbox`](crate::dispatch::Core::take_inbox)) when the inbox goes from empty to non-empty; the dispatcher takes
 /// everything at once, swapping in an empty vector, so the vectors are reused rather than
 /// allocated per read. While the dispatcher is [`INBOX_JOBS`] jobs or [`INBOX_BYTES`] bytes
 /// behind, the reader stops reading, so TCP slows the sender down instead of memory growing
@@ -870,6 +870,9 @@ pub(crate) struct Inbox {
     state: Mutex<InboxState>,
     /// Signalled when the dispatcher has taken the jobs.
     space: Notify,
+    /// An empty vector the dispatcher swaps in when it takes the jobs, so the two vectors'
+    /// allocations are reused. Only the dispatcher locks it.
+    spare: Mutex<Vec<Job>>,
 }
 
 #[derive(Default)]
@@ -908,7 +911,8 @@ impl Inbox {
             };
             match wake {
                 Some(true) => {
-                    shared.inject(Job::Inbox(self.clone()));
+                    let inbox = self.clone();
+                    shared.inject(Job::Run(Box::new(move |core| core.take_inbox(&inbox))));
                     return Ok(());
                 }
                 Some(false) => return Ok(()),
@@ -922,15 +926,17 @@ impl Inbox {
         }
     }
 
-    /// Takes every waiting job into `into`, which must be empty (the dispatcher's side).
-    pub(crate) fn take(&self, into: &mut Vec<Job>) {
+    /// Gives every waiting job to `push`, in order (the dispatcher's side).
+    pub(crate) fn take(&self, push: impl FnMut(Job)) {
+        let mut jobs = self.spare.lock().unwrap_or_else(PoisonError::into_inner);
         {
             let mut state = self.state();
-            std::mem::swap(&mut state.jobs, into);
+            std::mem::swap(&mut state.jobs, &mut jobs);
             state.bytes = 0;
             state.scheduled = false;
         }
         self.space.notify_one();
+        jobs.drain(..).for_each(push);
     }
 }
 

@@ -721,7 +721,9 @@ impl Node {
 
     /// Queues work at the end of the node's FIFO (directly from inside a callback).
     pub(crate) fn enqueue(&self, job: Job) {
-        if let Err(job) = dispatch::try_push(&self.shared, job) {
+        let mut job = Some(job);
+        dispatch::try_push(&self.shared, &mut job);
+        if let Some(job) = job {
             self.inject(job);
         }
     }
