@@ -14,8 +14,7 @@
 //! present their certificate; a peer is trusted iff its certificate is one of those in our
 //! PEM or chains to one of them. Names are never checked.
 //!
-//! Not yet here: dialling learnt addresses and connect retries, crossed-dial resolution
-//! beyond refusing a second connection, Global.
+//! Not yet here: dialling learnt addresses, Global.
 //!
 //! [`NodeBuilder::cert_pem`]: crate::NodeBuilder::cert_pem
 
@@ -601,6 +600,57 @@ fn approve(shared: &Arc<Shared>, node: &NodeId, id: u64, direction: Direction) -
     Verdict::Go
 }
 
+/// What [`register`] decided about an established connection.
+enum Registration {
+    /// It is the node's connection now.
+    Up(Arc<Conn>),
+    /// It lost to a crossing connection that is still being set up: ask again shortly.
+    Wait,
+    /// Refuse the peer.
+    Refuse(&'static str),
+}
+
+/// Makes an established connection the node's connection, unless another one came up
+/// meanwhile, or a crossing connection won ([`approve`]).
+///
+/// A connection that lost is not refused while the winner is still being set up, because the
+/// winner may yet fail: the peer refuses it when this connection came up on the peer's side
+/// before the winner's greeting arrived there. Refusing both would close every connection
+/// between the two nodes (the race that made them flap). So a loser waits: when the winner
+/// comes up, the loser is refused ("already connected"); when the winner is gone, the loser
+/// is kept, as the peer already keeps it.
+fn register(
+    shared: &Arc<Shared>,
+    peer: &NodeId,
+    attempt: &AttemptGuard,
+    direction: Direction,
+    session: &aemp_proto::handshake::Session,
+    dialled: Option<SocketAddr>,
+) -> Registration {
+    let mut links = shared.net.links();
+    let link = links.entry(peer.clone()).or_default();
+    if link.up.is_some() {
+        return Registration::Refuse("already connected");
+    }
+    let lost = link.attempts.iter().any(|a| a.id == attempt.id && a.lost);
+    if lost && link.attempts.iter().any(|a| a.direction != direction) {
+        return Registration::Wait;
+    }
+    link.attempts.retain(|a| a.id != attempt.id);
+    let conn = Arc::new(Conn::new(session.send_framing, link.drained.clone()));
+    link.generation += 1;
+    for (port, msg) in std::mem::take(&mut link.queue) {
+        conn.push(&port, &msg);
+    }
+    link.up = Some(conn.clone());
+    link.dialing = false;
+    if let Some(addr) = dialled {
+        link.addrs.retain(|a| *a != addr);
+        link.addrs.insert(0, addr);
+    }
+    Registration::Up(conn)
+}
+
 /// Tells the dispatcher that `node` is up (`mon_nodes` callbacks).
 fn node_up(shared: &Arc<Shared>, node: &NodeId) {
     let node = node.clone();
@@ -697,30 +747,13 @@ async fn connection_with(
     let peer = session.peer.clone();
     let (rd, wr) = stream.into_split();
     // Register the connection; a connection that came up meanwhile wins.
-    let conn = {
-        let mut links = shared.net.links();
-        let link = links.entry(peer.clone()).or_default();
-        if link.up.is_some() {
-            return Err(hs.refuse_peer("already connected").into());
+    let conn = loop {
+        match register(&shared, &peer, &attempt, direction, &session, dialled) {
+            Registration::Up(conn) => break conn,
+            Registration::Refuse(reason) => return Err(hs.refuse_peer(reason).into()),
+            // The handshake timeout bounds the winner, so this wait ends.
+            Registration::Wait => tokio::time::sleep(Duration::from_millis(5)).await,
         }
-        if link.attempts.iter().any(|a| a.id == attempt.id && a.lost) {
-            return Err(hs
-                .refuse_peer("crossed connection; the other one is kept")
-                .into());
-        }
-        link.attempts.retain(|a| a.id != attempt.id);
-        let conn = Arc::new(Conn::new(session.send_framing, link.drained.clone()));
-        link.generation += 1;
-        for (port, msg) in std::mem::take(&mut link.queue) {
-            conn.push(&port, &msg);
-        }
-        link.up = Some(conn.clone());
-        link.dialing = false;
-        if let Some(addr) = dialled {
-            link.addrs.retain(|a| *a != addr);
-            link.addrs.insert(0, addr);
-        }
-        conn
     };
     conn.notify.notify_one();
     node_up(&shared, &peer);

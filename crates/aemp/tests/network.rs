@@ -299,8 +299,8 @@ async fn crossed_dials_end_with_the_nodes_connected() {
         // Both know each other's address, so a dropped crossing is redialled on the next send.
         a.add_address(b.id(), b.listen_addrs()[0]);
         b.add_address(a.id(), a.listen_addrs()[0]);
-        // Either dial may be refused (and, in the known race, both): what must hold is that
-        // the nodes end up connected and messages flow.
+        // Either dial may be refused: what must hold is that the nodes end up connected and
+        // messages flow.
         let _ = tokio::join!(
             a.connect(b.listen_addrs()[0]),
             b.connect(a.listen_addrs()[0])
@@ -314,11 +314,11 @@ async fn crossed_dials_end_with_the_nodes_connected() {
     }
 }
 
-/// Known race (docs/decisions.md): when one side completes the losing connection before the
-/// winner's greeting arrives while the other side has already marked it lost, both are
-/// closed once; the nodes reconnect on the next send. Run with `--ignored` to check.
+/// Simultaneous dials, ten times: exactly one connection survives and neither side sees the
+/// other go down. (It used to fail when one side completed the losing connection before the
+/// winner's greeting arrived there while the other side had already marked it lost: both
+/// connections closed. A losing connection now waits for the winner's fate.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known race in crossed-dial resolution, see docs/decisions.md"]
 async fn stress_crossed_dials_keep_one_connection_without_flapping() {
     for _ in 0..10 {
         let a = node(&format!("a-{}", rand_suffix()), "s", vec![Framing::Cbor]);
