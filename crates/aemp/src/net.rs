@@ -892,12 +892,12 @@ async fn read_loop(
 
 /// What a connection's reader has decoded, waiting for the node's dispatcher.
 ///
-/// A bounded hand-off: the reader appends the jobs of each read and injects one wake-up
-/// (a [`Job::Run`] that calls [`Core::take_inbox`](crate::dispatch::Core::take_inbox)) when the inbox goes from empty to non-empty; the dispatcher takes
-/// everything at once, swapping in an empty vector, so the vectors are reused rather than
-/// allocated per read. While the dispatcher is [`INBOX_JOBS`] jobs or [`INBOX_BYTES`] bytes
-/// behind, the reader stops reading, so TCP slows the sender down instead of memory growing
-/// without bound.
+/// A bounded hand-off: the reader appends the jobs of each read and injects one wake-up (a
+/// [`Job::Run`] that calls [`Core::take_inbox`](crate::dispatch::Core::take_inbox)) when the
+/// inbox goes from empty to non-empty; the dispatcher takes everything at once, swapping in
+/// an empty vector, so the vectors are reused rather than allocated per read. While the
+/// dispatcher is [`INBOX_JOBS`] jobs or [`INBOX_BYTES`] bytes behind, the reader stops
+/// reading, so TCP slows the sender down instead of memory growing without bound.
 #[derive(Default)]
 pub(crate) struct Inbox {
     state: Mutex<InboxState>,
