@@ -13,6 +13,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+mod alloc;
 mod cmd;
 
 /// aemp — AnyEvent::MP for Rust: nodes, ports and monitors over authenticated links.

@@ -50,8 +50,6 @@ pub(crate) enum Job {
     Run(Box<dyn FnOnce(&mut Core) + Send>),
     /// Stop the dispatcher: every port dies with the node (monitors do not fire).
     Shutdown,
-    /// Several jobs in order (what one network read delivered).
-    Batch(Vec<Self>),
 }
 
 /// A spawn waiting to run its init function.
@@ -100,21 +98,22 @@ pub(crate) fn with_active<R>(shared: &Arc<Shared>, f: impl FnOnce(&mut Active) -
     })
 }
 
-/// Queues `job` at the end of `shared`'s FIFO if its dispatcher is running on this thread;
-/// gives the job back otherwise.
-pub(crate) fn try_push(shared: &Arc<Shared>, job: Job) -> Result<(), Job> {
+/// Queues `job` at the end of `shared`'s FIFO if its dispatcher is running on this thread
+/// (taking it out of the option); leaves it there otherwise.
+///
+/// The job is moved once, from the caller's slot into the queue. (Returning it in a
+/// `Result` made the compiler stage it on the stack in pieces, and reading those back cost
+/// a store-forwarding stall per local send.)
+pub(crate) fn try_push(shared: &Arc<Shared>, job: &mut Option<Job>) {
     ACTIVE.with(|cell| {
-        let Ok(mut guard) = cell.try_borrow_mut() else {
-            return Err(job);
-        };
-        match guard.as_deref_mut() {
-            Some(active) if Arc::ptr_eq(&active.shared, shared) => {
-                active.queue.push_back(job);
-                Ok(())
-            }
-            _ => Err(job),
+        if let Ok(mut guard) = cell.try_borrow_mut()
+            && let Some(active) = guard.as_deref_mut()
+            && Arc::ptr_eq(&active.shared, shared)
+            && let Some(job) = job.take()
+        {
+            active.queue.push_back(job);
         }
-    })
+    });
 }
 
 /// The key of the port whose code runs on this thread (`SELF`), if any.
@@ -256,13 +255,13 @@ impl Core {
             // A port created elsewhere exists from the moment its creator has its ID, so
             // anything issued after the creation finds it, whatever path it took.
             Job::Install { key, behaviour } => self.install(key, None, behaviour),
-            Job::Batch(jobs) => {
-                for job in jobs {
-                    self.accept(job);
-                }
-            }
             other => self.push(other),
         }
+    }
+
+    /// Queues everything a connection's reader has decoded, in order.
+    pub(crate) fn take_inbox(&mut self, inbox: &crate::net::Inbox) {
+        inbox.take(|job| self.push(job));
     }
 
     /// `true` if the port exists, accepting injected work first if it seems not to.
@@ -642,11 +641,6 @@ impl Core {
             Job::User { port, f } => self.run_user(port, f),
             Job::Run(f) => f(self),
             Job::Shutdown => self.stopped = true,
-            Job::Batch(jobs) => {
-                for job in jobs {
-                    self.push(job);
-                }
-            }
         }
     }
 

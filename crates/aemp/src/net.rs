@@ -14,8 +14,7 @@
 //! present their certificate; a peer is trusted iff its certificate is one of those in our
 //! PEM or chains to one of them. Names are never checked.
 //!
-//! Not yet here: dialling learnt addresses and connect retries, crossed-dial resolution
-//! beyond refusing a second connection, Global.
+//! Not yet here: dialling learnt addresses, Global.
 //!
 //! [`NodeBuilder::cert_pem`]: crate::NodeBuilder::cert_pem
 
@@ -93,7 +92,10 @@ struct Link {
 
 /// The outbound side of an established connection.
 pub(crate) struct Conn {
-    out: Mutex<Vec<Out>>,
+    /// The framing we send in (chosen in the handshake).
+    framing: Framing,
+    /// Messages encoded by their senders, waiting for the writer.
+    out: Mutex<Outbox>,
     notify: Notify,
     /// Shared with the link: signalled after every write.
     drained: Arc<Notify>,
@@ -102,10 +104,23 @@ pub(crate) struct Conn {
     hang_up: Notify,
 }
 
+/// Encoded messages waiting to be written.
+///
+/// Senders encode on their own thread, so the writer only swaps the buffer out and writes
+/// it: the message (and its strings) is freed where it was allocated, the destination's
+/// `PortId` is never cloned, and the writer's thread stays free for the reader.
+#[derive(Default)]
+struct Outbox {
+    bytes: Vec<u8>,
+    /// How many messages `bytes` holds (for flow control).
+    messages: usize,
+}
+
 impl Conn {
-    fn new(drained: Arc<Notify>) -> Self {
+    fn new(framing: Framing, drained: Arc<Notify>) -> Self {
         Self {
-            out: Mutex::new(Vec::new()),
+            framing,
+            out: Mutex::new(Outbox::default()),
             notify: Notify::new(),
             drained,
             closed: std::sync::atomic::AtomicBool::new(false),
@@ -113,10 +128,16 @@ impl Conn {
         }
     }
 
-    fn push(&self, out: Out) {
-        let mut q = self.out.lock().unwrap_or_else(PoisonError::into_inner);
-        q.push(out);
-        if q.len() == 1 {
+    fn outbox(&self) -> std::sync::MutexGuard<'_, Outbox> {
+        self.out.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Encodes one message onto the outbox and wakes the writer if it was empty.
+    fn push(&self, port: &PortId, msg: &Message) {
+        let mut q = self.outbox();
+        self.framing.encode(port.name(), msg, &mut q.bytes);
+        q.messages += 1;
+        if q.messages == 1 {
             self.notify.notify_one();
         }
     }
@@ -214,9 +235,7 @@ impl Net {
         let links = self.links();
         match links.get(node) {
             Some(link) => {
-                let out = link.up.as_ref().map_or(0, |c| {
-                    c.out.lock().unwrap_or_else(PoisonError::into_inner).len()
-                });
+                let out = link.up.as_ref().map_or(0, |c| c.outbox().messages);
                 (link.queue.len() + out, Some(link.drained.clone()))
             }
             None => (0, None),
@@ -313,7 +332,7 @@ pub(crate) fn take_monitors(
 fn request(shared: &Arc<Shared>, port: &PortId, tag: &str) {
     send(
         shared,
-        PortId::node_port(port.node().clone()),
+        &PortId::node_port(port.node().clone()),
         Message::from([
             aemp_proto::Value::from(tag),
             aemp_proto::Value::from(port.name()),
@@ -322,15 +341,23 @@ fn request(shared: &Arc<Shared>, port: &PortId, tag: &str) {
 }
 
 /// Sends to a port on another node: onto its connection, or queued until one comes up.
-pub(crate) fn send(shared: &Arc<Shared>, port: PortId, msg: Message) {
+pub(crate) fn send(shared: &Arc<Shared>, port: &PortId, msg: Message) {
     let net = &shared.net;
     let mut links = net.links();
+    // The common case: connected. The connection is taken out of the table so the message
+    // is encoded without holding the table's lock.
+    if let Some(conn) = links.get(port.node()).and_then(|l| l.up.clone()) {
+        drop(links);
+        conn.push(port, &msg);
+        return;
+    }
     let node = port.node().clone();
     let link = links.entry(node.clone()).or_default();
     if let Some(conn) = &link.up {
-        conn.push((port, msg));
+        conn.push(port, &msg);
         return;
     }
+    let port = port.clone();
     link.queue.push((port, msg));
     if link.queue.len() == 1 {
         // The first queued message starts the give-up timer (reference §4.11).
@@ -587,6 +614,57 @@ fn approve(shared: &Arc<Shared>, node: &NodeId, id: u64, direction: Direction) -
     Verdict::Go
 }
 
+/// What [`register`] decided about an established connection.
+enum Registration {
+    /// It is the node's connection now.
+    Up(Arc<Conn>),
+    /// It lost to a crossing connection that is still being set up: ask again shortly.
+    Wait,
+    /// Refuse the peer.
+    Refuse(&'static str),
+}
+
+/// Makes an established connection the node's connection, unless another one came up
+/// meanwhile, or a crossing connection won ([`approve`]).
+///
+/// A connection that lost is not refused while the winner is still being set up, because the
+/// winner may yet fail: the peer refuses it when this connection came up on the peer's side
+/// before the winner's greeting arrived there. Refusing both would close every connection
+/// between the two nodes (the race that made them flap). So a loser waits: when the winner
+/// comes up, the loser is refused ("already connected"); when the winner is gone, the loser
+/// is kept, as the peer already keeps it.
+fn register(
+    shared: &Arc<Shared>,
+    peer: &NodeId,
+    attempt: &AttemptGuard,
+    direction: Direction,
+    session: &aemp_proto::handshake::Session,
+    dialled: Option<SocketAddr>,
+) -> Registration {
+    let mut links = shared.net.links();
+    let link = links.entry(peer.clone()).or_default();
+    if link.up.is_some() {
+        return Registration::Refuse("already connected");
+    }
+    let lost = link.attempts.iter().any(|a| a.id == attempt.id && a.lost);
+    if lost && link.attempts.iter().any(|a| a.direction != direction) {
+        return Registration::Wait;
+    }
+    link.attempts.retain(|a| a.id != attempt.id);
+    let conn = Arc::new(Conn::new(session.send_framing, link.drained.clone()));
+    link.generation += 1;
+    for (port, msg) in std::mem::take(&mut link.queue) {
+        conn.push(&port, &msg);
+    }
+    link.up = Some(conn.clone());
+    link.dialing = false;
+    if let Some(addr) = dialled {
+        link.addrs.retain(|a| *a != addr);
+        link.addrs.insert(0, addr);
+    }
+    Registration::Up(conn)
+}
+
 /// Tells the dispatcher that `node` is up (`mon_nodes` callbacks).
 fn node_up(shared: &Arc<Shared>, node: &NodeId) {
     let node = node.clone();
@@ -683,32 +761,13 @@ async fn connection_with(
     let peer = session.peer.clone();
     let (rd, wr) = stream.into_split();
     // Register the connection; a connection that came up meanwhile wins.
-    let conn = {
-        let mut links = shared.net.links();
-        let link = links.entry(peer.clone()).or_default();
-        if link.up.is_some() {
-            return Err(hs.refuse_peer("already connected").into());
+    let conn = loop {
+        match register(&shared, &peer, &attempt, direction, &session, dialled) {
+            Registration::Up(conn) => break conn,
+            Registration::Refuse(reason) => return Err(hs.refuse_peer(reason).into()),
+            // The handshake timeout bounds the winner, so this wait ends.
+            Registration::Wait => tokio::time::sleep(Duration::from_millis(5)).await,
         }
-        if link.attempts.iter().any(|a| a.id == attempt.id && a.lost) {
-            return Err(hs
-                .refuse_peer("crossed connection; the other one is kept")
-                .into());
-        }
-        link.attempts.retain(|a| a.id != attempt.id);
-        let conn = Arc::new(Conn::new(link.drained.clone()));
-        link.generation += 1;
-        let queued = std::mem::take(&mut link.queue);
-        conn.out
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .extend(queued);
-        link.up = Some(conn.clone());
-        link.dialing = false;
-        if let Some(addr) = dialled {
-            link.addrs.retain(|a| *a != addr);
-            link.addrs.insert(0, addr);
-        }
-        conn
     };
     conn.notify.notify_one();
     node_up(&shared, &peer);
@@ -722,12 +781,7 @@ async fn connection_with(
         .listening()
         .is_empty()
         .then_some(shared.net.monitor_timeout);
-    let writer = tokio::spawn(write_loop(
-        wr,
-        conn.clone(),
-        session.send_framing,
-        keepalive,
-    ));
+    let writer = tokio::spawn(write_loop(wr, conn.clone(), keepalive));
     let leftover = hs.take_buffered();
     let result = tokio::select! {
         r = read_loop(&shared, &peer, rd, leftover, session.recv_framing) => r,
@@ -753,23 +807,32 @@ async fn connection_with(
 }
 
 /// Writes everything queued on the connection, many messages per write.
-async fn write_loop(
-    mut wr: impl AsyncWrite + Unpin,
-    conn: Arc<Conn>,
-    framing: Framing,
-    keepalive: Option<Duration>,
-) {
-    let mut batch: Vec<Out> = Vec::new();
-    let mut bytes: Vec<u8> = Vec::with_capacity(64 * 1024);
+async fn write_loop(mut wr: impl AsyncWrite + Unpin, conn: Arc<Conn>, keepalive: Option<Duration>) {
+    let mut bytes: Vec<u8> = Vec::with_capacity(WRITE_CHUNK);
     loop {
         {
-            let mut q = conn.out.lock().unwrap_or_else(PoisonError::into_inner);
-            std::mem::swap(&mut *q, &mut batch);
+            let mut q = conn.outbox();
+            std::mem::swap(&mut q.bytes, &mut bytes);
+            q.messages = 0;
         }
-        bytes.clear();
-        if batch.is_empty() {
+        if bytes.is_empty() {
             if conn.closed.load(std::sync::atomic::Ordering::Acquire) {
                 return;
+            }
+            // A burst may have grown both buffers: give that memory back once the connection
+            // has been idle a while (not at once: a streaming sender would regrow them).
+            if bytes.capacity() > MAX_IDLE_BUFFER {
+                if tokio::time::timeout(SHRINK_AFTER, conn.notify.notified())
+                    .await
+                    .is_ok()
+                {
+                    continue;
+                }
+                bytes = Vec::with_capacity(WRITE_CHUNK);
+                let mut q = conn.outbox();
+                if q.bytes.is_empty() {
+                    q.bytes = Vec::new();
+                }
             }
             match keepalive {
                 // "listener-less node: write timeout monitor_timeout; on expiry writes []"
@@ -779,7 +842,7 @@ async fn write_loop(
                         .await
                         .is_err()
                     {
-                        framing.encode_keepalive(&mut bytes);
+                        conn.framing.encode_keepalive(&mut bytes);
                     } else {
                         continue;
                     }
@@ -790,30 +853,19 @@ async fn write_loop(
                 }
             }
         }
-        // Encode into writes of about WRITE_CHUNK bytes: many messages per syscall, without
-        // building one huge buffer for a long queue.
-        let mut pending = batch.drain(..).peekable();
-        while !bytes.is_empty() || pending.peek().is_some() {
-            while bytes.len() < WRITE_CHUNK {
-                let Some((port, msg)) = pending.next() else {
-                    break;
-                };
-                framing.encode(port.name(), &msg, &mut bytes);
-            }
-            // A TLS stream may keep written bytes until flushed.
-            let written = match wr.write_all(&bytes).await {
-                Ok(()) => wr.flush().await,
-                Err(e) => Err(e),
-            };
-            if let Err(e) = written {
-                // A dead writer must end the connection, not leave a half-open one behind.
-                tracing::info!(error = %e, "write failed");
-                conn.hang_up.notify_one();
-                return;
-            }
-            bytes.clear();
+        // Everything the senders queued since the last write, in one write (a TLS stream may
+        // keep written bytes until flushed).
+        let written = match wr.write_all(&bytes).await {
+            Ok(()) => wr.flush().await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = written {
+            // A dead writer must end the connection, not leave a half-open one behind.
+            tracing::info!(error = %e, "write failed");
+            conn.hang_up.notify_one();
+            return;
         }
-        drop(pending);
+        bytes.clear();
         conn.drained.notify_waiters();
     }
 }
@@ -827,15 +879,20 @@ async fn read_loop(
     framing: Framing,
 ) -> Result<(), NetError> {
     let mut decoder = FrameDecoder::new(framing, shared.net.max_message);
+    let inbox = Arc::new(Inbox::default());
+    // The jobs of one read, kept for its allocation.
+    let mut jobs = Vec::new();
     loop {
-        let mut jobs = Vec::new();
+        let before = buf.len();
         while let Some(frame) = decoder.decode(&mut buf)? {
             if let Some(job) = inbound(shared, peer, frame) {
                 jobs.push(job);
             }
         }
         if !jobs.is_empty() {
-            shared.inject(Job::Batch(jobs));
+            inbox
+                .hand_over(shared, &mut jobs, before - buf.len())
+                .await?;
         }
         if buf.capacity() - buf.len() < READ_SPARE {
             // Read in large chunks: one read carries many messages.
@@ -844,6 +901,89 @@ async fn read_loop(
         if rd.read_buf(&mut buf).await? == 0 {
             return Ok(());
         }
+    }
+}
+
+/// What a connection's reader has decoded, waiting for the node's dispatcher.
+///
+/// A bounded hand-off: the reader appends the jobs of each read and injects one wake-up (a
+/// [`Job::Run`] that calls [`Core::take_inbox`](crate::dispatch::Core::take_inbox)) when the
+/// inbox goes from empty to non-empty; the dispatcher takes everything at once, swapping in
+/// an empty vector, so the vectors are reused rather than allocated per read. While the
+/// dispatcher is [`INBOX_JOBS`] jobs or [`INBOX_BYTES`] bytes behind, the reader stops
+/// reading, so TCP slows the sender down instead of memory growing without bound.
+#[derive(Default)]
+pub(crate) struct Inbox {
+    state: Mutex<InboxState>,
+    /// Signalled when the dispatcher has taken the jobs.
+    space: Notify,
+    /// An empty vector the dispatcher swaps in when it takes the jobs, so the two vectors'
+    /// allocations are reused. Only the dispatcher locks it.
+    spare: Mutex<Vec<Job>>,
+}
+
+#[derive(Default)]
+struct InboxState {
+    jobs: Vec<Job>,
+    /// Wire bytes of the messages in `jobs`.
+    bytes: usize,
+    /// A wake-up for this inbox is on its way to the dispatcher (set iff `jobs` is not
+    /// empty), so a later hand-over need not send another.
+    scheduled: bool,
+}
+
+impl Inbox {
+    fn state(&self) -> std::sync::MutexGuard<'_, InboxState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Moves `jobs` (the messages of `bytes` wire bytes) into the inbox, waiting while it is
+    /// full; wakes the dispatcher if the inbox was empty.
+    async fn hand_over(
+        self: &Arc<Self>,
+        shared: &Arc<Shared>,
+        jobs: &mut Vec<Job>,
+        bytes: usize,
+    ) -> Result<(), NetError> {
+        loop {
+            let wake = {
+                let mut state = self.state();
+                if state.jobs.len() < INBOX_JOBS && state.bytes < INBOX_BYTES {
+                    state.jobs.append(jobs);
+                    state.bytes += bytes;
+                    Some(!std::mem::replace(&mut state.scheduled, true))
+                } else {
+                    None
+                }
+            };
+            match wake {
+                Some(true) => {
+                    let inbox = self.clone();
+                    shared.inject(Job::Run(Box::new(move |core| core.take_inbox(&inbox))));
+                    return Ok(());
+                }
+                Some(false) => return Ok(()),
+                // Full: a wake-up is pending, so the dispatcher will make room, unless it
+                // has stopped.
+                None => tokio::select! {
+                    () = self.space.notified() => {}
+                    () = shared.dispatcher_stopped() => return Err(NetError::ClosedLocally),
+                },
+            }
+        }
+    }
+
+    /// Gives every waiting job to `push`, in order (the dispatcher's side).
+    pub(crate) fn take(&self, push: impl FnMut(Job)) {
+        let mut jobs = self.spare.lock().unwrap_or_else(PoisonError::into_inner);
+        {
+            let mut state = self.state();
+            std::mem::swap(&mut state.jobs, &mut jobs);
+            state.bytes = 0;
+            state.scheduled = false;
+        }
+        self.space.notify_one();
+        jobs.drain(..).for_each(push);
     }
 }
 
@@ -870,6 +1010,12 @@ fn inbound(shared: &Arc<Shared>, peer: &NodeId, frame: Frame) -> Option<Job> {
     let port = PortId::new(shared.id().clone(), &frame.port).ok()?;
     Some(Job::DeliverNamed(Box::new((port, frame.message))))
 }
+
+/// A reader waits while this many of its jobs wait for the dispatcher.
+const INBOX_JOBS: usize = 16 * 1024;
+
+/// A reader waits while messages of this many wire bytes wait for the dispatcher.
+const INBOX_BYTES: usize = 4 << 20;
 
 /// Room kept free in a connection's read buffer before each read.
 const READ_SPARE: usize = 16 * 1024;
@@ -910,5 +1056,12 @@ impl IdHasher {
     }
 }
 
-/// Target size of one write: large enough to carry many messages per syscall.
-const WRITE_CHUNK: usize = 256 * 1024;
+/// The capacity a connection's write buffer starts with.
+const WRITE_CHUNK: usize = 64 * 1024;
+
+/// A write buffer larger than this is given back when the connection has been idle for
+/// [`SHRINK_AFTER`].
+const MAX_IDLE_BUFFER: usize = 4 << 20;
+
+/// How long a connection must be idle before its grown write buffers are given back.
+const SHRINK_AFTER: Duration = Duration::from_millis(500);

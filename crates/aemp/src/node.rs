@@ -778,7 +778,9 @@ impl Node {
 
     /// Queues work at the end of the node's FIFO (directly from inside a callback).
     pub(crate) fn enqueue(&self, job: Job) {
-        if let Err(job) = dispatch::try_push(&self.shared, job) {
+        let mut job = Some(job);
+        dispatch::try_push(&self.shared, &mut job);
+        if let Some(job) = job {
             self.inject(job);
         }
     }
@@ -899,9 +901,14 @@ impl Shared {
         }
     }
 
+    /// Resolves when the node's dispatcher has stopped (it takes no more work).
+    pub(crate) async fn dispatcher_stopped(&self) {
+        self.injector.closed().await;
+    }
+
     /// Sends to a port on another node, in order with everything else sent there.
     pub(crate) fn send_remote(self: &Arc<Self>, port: &PortId, msg: Message) {
-        crate::net::send(self, port.clone(), msg);
+        crate::net::send(self, port, msg);
     }
 
     /// `["", "kil", name, reason…]` to the port's node (reference §2.10).

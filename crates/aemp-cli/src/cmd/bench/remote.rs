@@ -97,6 +97,10 @@ async fn measure(
     };
     // Generous: even a slow debug build moves far more than 10 k messages a second.
     let limit = Duration::from_secs(60 + messages / 10_000);
+    // Flow control without a window: about HIGH_WATER_BYTES of payload may wait for the
+    // writer, checked every quarter of that.
+    let high_water = (HIGH_WATER_BYTES / size.max(16)).clamp(64, 16_384);
+    let flow_batch = (high_water as u64 / 4).max(1);
     let start = Instant::now();
     let mut sent = 0;
     let mut acks_due = 0_u32;
@@ -104,10 +108,11 @@ async fn measure(
         let n = chunk.min(messages - sent);
         for i in 0..n {
             node.send(&served.sink, Message::from([payload.clone()]));
-            if window == 0 && i % FLOW_BATCH == FLOW_BATCH - 1 {
+            if window == 0 && i % flow_batch == flow_batch - 1 {
                 // Stream with the library's flow control: wait while the writer is behind,
-                // so memory stays bounded and the writer's batches stay large.
-                node.wait_queue_below(&peer, HIGH_WATER).await;
+                // so memory stays bounded, the writer's batches stay large and what it
+                // writes was encoded recently enough to be in the cache.
+                node.wait_queue_below(&peer, high_water).await;
             }
         }
         sent += n;
@@ -160,8 +165,6 @@ async fn next_answer(
     }
 }
 
-/// How many sends between flow-control checks.
-const FLOW_BATCH: u64 = 4096;
-
-/// Messages allowed to wait for the writer before the sender pauses.
-const HIGH_WATER: usize = 16_384;
+/// Payload bytes allowed to wait for the writer before the sender pauses (16,384 messages of
+/// 16 bytes, 256 of 1 KiB).
+const HIGH_WATER_BYTES: usize = 256 * 1024;
