@@ -237,6 +237,10 @@ async fn a_known_address_is_dialled_when_a_message_waits_and_the_queue_flushes_i
         assert_eq!(recv(&mut at_b).await[0], Value::Int(i));
     }
     assert!(a.up_nodes().contains(b.id()));
+    // Global's link messages follow the node-up; once written, nothing is left queued.
+    tokio::time::timeout(WAIT, a.wait_queue_below(b.id(), 1))
+        .await
+        .unwrap();
     assert_eq!(a.queued_to(b.id()), 0);
 }
 
