@@ -29,7 +29,7 @@ use aemp_proto::greeting::Nonce;
 use aemp_proto::handshake::{Event, Handshake, HandshakeConfig, HandshakeError};
 use aemp_proto::{Message, NodeId, PortId};
 use bytes::BytesMut;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 
@@ -102,6 +102,9 @@ pub(crate) struct Conn {
     closed: std::sync::atomic::AtomicBool,
     /// Wakes the reader when this side closes the connection.
     hang_up: Notify,
+    /// The socket, for senders that find the connection idle (plain TCP only; set once the
+    /// connection is registered).
+    direct: std::sync::OnceLock<Arc<tokio::net::tcp::OwnedWriteHalf>>,
 }
 
 /// Encoded messages waiting to be written.
@@ -114,7 +117,16 @@ struct Outbox {
     bytes: Vec<u8>,
     /// How many messages `bytes` holds (for flow control).
     messages: usize,
+    /// The writer task is writing bytes it took from here: nobody else may write.
+    writer_busy: bool,
+    /// When bytes last went to the socket.
+    last_write: Option<Instant>,
 }
+
+/// A sender writes its message to the socket itself (saving the writer task's wake-up, the
+/// latency of a request–reply exchange) only if the connection was idle this long: a
+/// streaming sender keeps going through the writer, which coalesces many messages per write.
+const DIRECT_AFTER_IDLE: Duration = Duration::from_micros(20);
 
 impl Conn {
     fn new(framing: Framing, drained: Arc<Notify>) -> Self {
@@ -125,6 +137,7 @@ impl Conn {
             drained,
             closed: std::sync::atomic::AtomicBool::new(false),
             hang_up: Notify::new(),
+            direct: std::sync::OnceLock::new(),
         }
     }
 
@@ -132,11 +145,33 @@ impl Conn {
         self.out.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Encodes one message onto the outbox and wakes the writer if it was empty.
+    /// Encodes one message onto the outbox and wakes the writer if it was empty. On an idle
+    /// plain connection the sender writes the message itself, in order: nothing else is
+    /// queued or being written, and the outbox lock keeps the writer out meanwhile.
     fn push(&self, port: &PortId, msg: &Message) {
         let mut q = self.outbox();
+        let idle = q.bytes.is_empty() && !q.writer_busy;
         self.framing.encode(port.name(), msg, &mut q.bytes);
         q.messages += 1;
+        if idle
+            && let Some(socket) = self.direct.get()
+            && q.last_write
+                .is_none_or(|t| t.elapsed() >= DIRECT_AFTER_IDLE)
+        {
+            match socket.try_write(&q.bytes) {
+                Ok(n) if n == q.bytes.len() => {
+                    q.bytes.clear();
+                    q.messages = 0;
+                    q.last_write = Some(Instant::now());
+                    drop(q);
+                    self.drained.notify_waiters();
+                    return;
+                }
+                // The rest (or all of it, or the error) is the writer's.
+                Ok(n) => drop(q.bytes.drain(..n)),
+                Err(_) => {}
+            }
+        }
         if q.messages == 1 {
             self.notify.notify_one();
         }
@@ -769,6 +804,9 @@ async fn connection_with(
             Registration::Wait => tokio::time::sleep(Duration::from_millis(5)).await,
         }
     };
+    if let tls::Writer::Plain(socket) = &wr {
+        let _ = conn.direct.set(socket.clone());
+    }
     conn.notify.notify_one();
     node_up(&shared, &peer);
     shared.net.tls.record(tls_role, session.auth);
@@ -807,13 +845,14 @@ async fn connection_with(
 }
 
 /// Writes everything queued on the connection, many messages per write.
-async fn write_loop(mut wr: impl AsyncWrite + Unpin, conn: Arc<Conn>, keepalive: Option<Duration>) {
+async fn write_loop(mut wr: tls::Writer, conn: Arc<Conn>, keepalive: Option<Duration>) {
     let mut bytes: Vec<u8> = Vec::with_capacity(WRITE_CHUNK);
     loop {
         {
             let mut q = conn.outbox();
             std::mem::swap(&mut q.bytes, &mut bytes);
             q.messages = 0;
+            q.writer_busy = !bytes.is_empty();
         }
         if bytes.is_empty() {
             if conn.closed.load(std::sync::atomic::Ordering::Acquire) {
@@ -842,6 +881,13 @@ async fn write_loop(mut wr: impl AsyncWrite + Unpin, conn: Arc<Conn>, keepalive:
                         .await
                         .is_err()
                     {
+                        let mut q = conn.outbox();
+                        if !q.bytes.is_empty() {
+                            // A sender queued something meanwhile: that is traffic enough.
+                            continue;
+                        }
+                        q.writer_busy = true;
+                        drop(q);
                         conn.framing.encode_keepalive(&mut bytes);
                     } else {
                         continue;
@@ -853,20 +899,44 @@ async fn write_loop(mut wr: impl AsyncWrite + Unpin, conn: Arc<Conn>, keepalive:
                 }
             }
         }
-        // Everything the senders queued since the last write, in one write (a TLS stream may
-        // keep written bytes until flushed).
-        let written = match wr.write_all(&bytes).await {
-            Ok(()) => wr.flush().await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = written {
+        // Everything the senders queued since the last write, in one write.
+        if let Err(e) = write_bytes(&mut wr, &bytes).await {
             // A dead writer must end the connection, not leave a half-open one behind.
             tracing::info!(error = %e, "write failed");
             conn.hang_up.notify_one();
             return;
         }
+        {
+            let mut q = conn.outbox();
+            q.writer_busy = false;
+            q.last_write = Some(Instant::now());
+        }
         bytes.clear();
         conn.drained.notify_waiters();
+    }
+}
+
+/// Writes all of `bytes`.
+async fn write_bytes(wr: &mut tls::Writer, bytes: &[u8]) -> std::io::Result<()> {
+    match wr {
+        tls::Writer::Plain(socket) => {
+            let mut done = 0;
+            while done < bytes.len() {
+                socket.writable().await?;
+                match socket.try_write(&bytes[done..]) {
+                    Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                    Ok(n) => done += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(())
+        }
+        // A TLS stream may keep written bytes until flushed.
+        tls::Writer::Tls(stream) => {
+            stream.write_all(bytes).await?;
+            stream.flush().await
+        }
     }
 }
 

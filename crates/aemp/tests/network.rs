@@ -81,6 +81,46 @@ async fn a_million_numbered_messages_arrive_in_order_without_gaps() {
     }
 }
 
+/// Senders write to an idle connection themselves and leave bursts to the writer task:
+/// alternating lone messages (written directly) and bursts (coalesced by the writer), from
+/// two threads at once, still arrive in order per sender and complete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lone_messages_and_bursts_keep_their_order() {
+    let (a, b) = pair(vec![Framing::Cbor]).await;
+    let mut at_b = b.mailbox();
+    let to = at_b.port().clone();
+    let senders: Vec<_> = (0..2_i64)
+        .map(|sender| {
+            let (a, to) = (a.clone(), to.clone());
+            std::thread::spawn(move || {
+                let mut n = 0_i64;
+                for round in 0..40 {
+                    let burst = if round % 2 == 0 { 1 } else { 500 };
+                    for _ in 0..burst {
+                        a.send(&to, msg![sender, n]);
+                        n += 1;
+                    }
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+                n
+            })
+        })
+        .collect();
+    let totals: Vec<i64> = senders.into_iter().map(|t| t.join().unwrap()).collect();
+    let mut next = [0_i64; 2];
+    for _ in 0..totals.iter().sum::<i64>() {
+        let m = recv(&mut at_b).await;
+        let sender = usize::try_from(m[0].as_i64().unwrap()).unwrap();
+        assert_eq!(
+            m[1],
+            Value::Int(next[sender]),
+            "sender {sender} out of order"
+        );
+        next[sender] += 1;
+    }
+    assert_eq!(next.to_vec(), totals);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn remote_monitor_sees_the_kill_reason_and_remote_kill_works() {
     let (a, b) = pair(vec![Framing::Json]).await;

@@ -387,9 +387,15 @@ pub(crate) enum Stream {
 /// The reading half of a [`Stream`] in the data phase.
 pub(crate) type Reader = Box<dyn AsyncRead + Send + Unpin>;
 
-/// The writing half of a [`Stream`] in the data phase. Must be flushed: a TLS stream may
-/// keep written bytes until then.
-pub(crate) type Writer = Box<dyn AsyncWrite + Send + Unpin>;
+/// The writing half of a [`Stream`] in the data phase.
+pub(crate) enum Writer {
+    /// Plain TCP, shared: senders may write to an idle connection themselves
+    /// (`try_write` needs only `&self`).
+    Plain(Arc<tokio::net::tcp::OwnedWriteHalf>),
+    /// TLS: only the writer task writes. Must be flushed: it may keep written bytes until
+    /// then.
+    Tls(Box<dyn AsyncWrite + Send + Unpin>),
+}
 
 impl Stream {
     /// Splits the stream for the data phase's reader and writer tasks.
@@ -397,11 +403,11 @@ impl Stream {
         match self {
             Self::Plain(tcp) => {
                 let (rd, wr) = tcp.into_split();
-                (Box::new(rd), Box::new(wr))
+                (Box::new(rd), Writer::Plain(Arc::new(wr)))
             }
             Self::Tls(tls) => {
                 let (rd, wr) = tokio::io::split(*tls);
-                (Box::new(rd), Box::new(wr))
+                (Box::new(rd), Writer::Tls(Box::new(wr)))
             }
         }
     }
