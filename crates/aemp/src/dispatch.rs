@@ -789,6 +789,13 @@ pub(crate) fn run(mut core: Core, runtime: &tokio::runtime::Handle) {
             core.accept(job);
         }
         if core.is_idle() {
+            // Work often follows within microseconds (the reply of a request–reply exchange,
+            // the next read of a busy connection), and waking a parked thread costs more than
+            // that: look again for a short while, yielding the CPU, before parking.
+            if let Some(job) = spin_for_work(&mut core) {
+                core.accept(job);
+                continue;
+            }
             // Outside the runtime's context: blocking here is allowed.
             match core.injected.blocking_recv() {
                 Some(job) => core.accept(job),
@@ -801,6 +808,23 @@ pub(crate) fn run(mut core: Core, runtime: &tokio::runtime::Handle) {
         run_batch(&mut core);
     }
     tracing::debug!(node = %core.node.id(), "node shut down");
+}
+
+/// How long an idle dispatcher thread keeps looking for work before it parks.
+const SPIN: std::time::Duration = std::time::Duration::from_micros(50);
+
+/// Polls for injected work for up to [`SPIN`], yielding the CPU between polls.
+fn spin_for_work(core: &mut Core) -> Option<Job> {
+    let start = std::time::Instant::now();
+    loop {
+        if let Ok(job) = core.injected.try_recv() {
+            return Some(job);
+        }
+        if start.elapsed() >= SPIN {
+            return None;
+        }
+        std::thread::yield_now();
+    }
 }
 
 /// The dispatcher loop as a task on the runtime (see [`crate::Dispatcher::Task`]).
