@@ -134,6 +134,12 @@ pub(crate) fn run(args: &Args) -> Result<()> {
         Which::Rtt { size, rounds } => return rtt::run(size, rounds, args.json),
         Which::Connect { rounds } => return connect::run(rounds, args.json),
         Which::Serve { framing } => return serve::run(framing),
+        Which::Ports { ports } if std::env::var_os(PORTS_CHILD).is_none() => {
+            if ports == 0 {
+                bail!("--ports must be positive");
+            }
+            return ports_in_child();
+        }
         Which::Local { .. } | Which::Ports { .. } => {}
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -182,6 +188,29 @@ async fn local(messages: u64, per_run: u64, runs: u32, json: bool) -> Result<()>
         println!("local send→callback, {messages} messages × {runs} runs (median)");
         println!("  seconds        {median:.4}");
         println!("  msgs/s         {:.2} M", rate / 1e6);
+    }
+    Ok(())
+}
+
+/// Set in the environment of the process that measures `bench ports`.
+const PORTS_CHILD: &str = "AEMP_BENCH_PORTS_CHILD";
+
+/// Runs `bench ports` again in a child process whose allocator returns freed memory to the
+/// kernel at once (`MIMALLOC_PURGE_DELAY=0`; the aemp binary uses mimalloc, see `alloc.rs`).
+/// Otherwise the resident size includes the port table's old copies, freed when it doubled
+/// but kept mapped until allocator activity purges them, and a node at rest would not hold
+/// them. The child's output is this command's output.
+fn ports_in_child() -> Result<()> {
+    let exe = std::env::current_exe().context("finding the aemp executable")?;
+    let status = std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .env(PORTS_CHILD, "1")
+        .env("MIMALLOC_PURGE_DELAY", "0")
+        .status()
+        .context("starting the measuring process")?;
+    if !status.success() {
+        // It said why on stderr already.
+        std::process::exit(status.code().unwrap_or(1));
     }
     Ok(())
 }
