@@ -41,6 +41,8 @@ const GLOBAL_VERSION: i64 = 0;
 #[derive(Default)]
 pub(crate) struct Global {
     seeds: Vec<SocketAddr>,
+    /// Our listeners as announced in `addr` (worked out once, at start: it may ask DNS).
+    announce: std::sync::OnceLock<Vec<String>>,
     state: Mutex<State>,
 }
 
@@ -64,6 +66,7 @@ impl Global {
     pub(crate) fn new(seeds: Vec<SocketAddr>) -> Self {
         Self {
             seeds,
+            announce: std::sync::OnceLock::new(),
             state: Mutex::default(),
         }
     }
@@ -90,8 +93,9 @@ impl Global {
     }
 }
 
-/// Starts seeding and the link ports of `node`.
+/// Starts seeding and the link ports of `node` (after its listeners are bound).
 pub(crate) fn start(node: &Node) {
+    let _ = node.shared.global.announce.set(announced(node));
     let global_node = node.clone();
     node.insert_init(LINK_INIT, move |args: Message| {
         link_init(&global_node, &args)
@@ -202,7 +206,17 @@ fn node_up(node: &Node, peer: &NodeId) {
         state.links.insert(peer.clone(), link.clone());
         nodes_value(state.addr.iter().filter(|(id, _)| *id != peer))
     };
-    node.send(&link, Message::from([Value::from("addr"), announced(node)]));
+    let announce: Vec<Value> = node
+        .shared
+        .global
+        .announce
+        .get()
+        .map(|list| list.iter().map(|a| Value::from(a.as_str())).collect())
+        .unwrap_or_default();
+    node.send(
+        &link,
+        Message::from([Value::from("addr"), Value::from(announce)]),
+    );
     if let Some(known) = known {
         node.send(&link, Message::from([Value::from("nodes"), known]));
     }
@@ -259,9 +273,10 @@ fn node_down(node: &Node, peer: &NodeId) {
     }
 }
 
-/// Our listeners as Perl announces them: `ip:port` strings.
-fn announced(node: &Node) -> Value {
-    let mut out: Vec<Value> = Vec::new();
+/// Our listeners as Perl announces them: `ip:port` strings. A listener on `0.0.0.0` is
+/// announced with the addresses this host's name resolves to (loopback if none).
+fn announced(node: &Node) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
     for addr in node.listen_addrs() {
         let ips: Vec<IpAddr> = if addr.ip().is_unspecified() {
             let mut ips: Vec<IpAddr> = (crate::config::hostname().as_str(), addr.port())
@@ -276,13 +291,13 @@ fn announced(node: &Node) -> Value {
             vec![addr.ip()]
         };
         for ip in ips {
-            let s = Value::from(SocketAddr::new(ip, addr.port()).to_string());
+            let s = SocketAddr::new(ip, addr.port()).to_string();
             if !out.contains(&s) {
                 out.push(s);
             }
         }
     }
-    Value::from(out)
+    out
 }
 
 /// A `nodes` map, or `None` if it would be empty.
