@@ -365,3 +365,63 @@ async fn unknown_services_and_bad_binds_are_errors() {
         "{e}"
     );
 }
+
+mod no_panics {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Text that looks like a config file: JSON-ish tokens, comments, commas, junk.
+    fn configish() -> impl Strategy<Value = String> {
+        let token = prop_oneof![
+            Just("{".to_owned()),
+            Just("}".to_owned()),
+            Just("[".to_owned()),
+            Just("]".to_owned()),
+            Just(",".to_owned()),
+            Just(":".to_owned()),
+            Just("#".to_owned()),
+            Just("\n".to_owned()),
+            Just("\"profile\"".to_owned()),
+            Just("\"parent\"".to_owned()),
+            Just("\"binds\"".to_owned()),
+            Just("\"seeds\"".to_owned()),
+            Just("\"monitor_timeout\"".to_owned()),
+            Just("\"nodelay\"".to_owned()),
+            Just("\"services\"".to_owned()),
+            Just("\"framing_format\"".to_owned()),
+            Just("\"nodeid\"".to_owned()),
+            Just("\"p\"".to_owned()),
+            Just("1e308".to_owned()),
+            Just("-0".to_owned()),
+            Just("null".to_owned()),
+            "\"[^\"\\\\]{0,8}\"",
+            "[ -~]{0,4}",
+        ];
+        prop::collection::vec(token, 0..40).prop_map(|t| t.concat())
+    }
+
+    proptest! {
+        #[test]
+        fn any_text_gives_settings_or_an_error(text in configish()) {
+            if let Ok(file) = ConfigFile::parse(&text) {
+                for profile in ["p", "q"] {
+                    if let Ok(settings) = file.settings(profile, &[]) {
+                        // Junk addresses must give an error, not a panic.
+                        for spec in settings.binds.iter().chain(&settings.seeds) {
+                            let _ = parse_spec(spec);
+                        }
+                    }
+                    let _ = file.effective(profile, &[]);
+                }
+                let _ = file.to_pretty_string();
+            }
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(text in "\\PC{0,200}") {
+            let _ = ConfigFile::parse(&text);
+            let _ = parse_spec(&text);
+        }
+    }
+}
