@@ -264,6 +264,11 @@ impl Net {
         v
     }
 
+    /// `true` if `node` has an established connection.
+    pub(crate) fn is_up(&self, node: &NodeId) -> bool {
+        self.links().get(node).is_some_and(|l| l.up.is_some())
+    }
+
     /// Messages waiting to be written to `node` (queued while connecting, or not yet taken
     /// by the writer), and the notifier signalled when that number shrinks.
     pub(crate) fn queued(&self, node: &NodeId) -> (usize, Option<Arc<Notify>>) {

@@ -662,7 +662,7 @@ impl Node {
 
     /// `true` if `node` is connected (and `true` for this node itself).
     pub fn node_is_up(&self, node: &NodeId) -> bool {
-        node == self.id() || self.up_nodes().contains(node)
+        node == self.id() || self.shared.net.is_up(node)
     }
 
     /// Tells this node where `node` listens: messages for it are then sent by dialling these
