@@ -9,15 +9,7 @@ use anyhow::{Context, Result, bail};
 use super::args;
 
 /// The low-level options of reference §5.4, settable with `set OPTION VALUE`.
-pub(crate) const OPTIONS: [&str; 7] = [
-    "monitor_timeout",
-    "connect_interval",
-    "framing_format",
-    "auth_offer",
-    "auth_accept",
-    "autocork",
-    "nodelay",
-];
+pub(crate) use aemp::config::OPTIONS;
 
 /// Options whose value is a list.
 const LIST_OPTIONS: [&str; 3] = ["framing_format", "auth_offer", "auth_accept"];

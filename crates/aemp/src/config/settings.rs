@@ -30,14 +30,8 @@ pub(super) fn builtin_defaults() -> Map<String, Json> {
     map
 }
 
-/// Keys with a meaning; others are kept in [`Settings::extra`].
-const KNOWN: [&str; 16] = [
-    "nodeid",
-    "secret",
-    "cert",
-    "binds",
-    "seeds",
-    "services",
+/// The low-level options of reference §5.4 (`aemp set OPTION VALUE`).
+pub const OPTIONS: [&str; 7] = [
     "monitor_timeout",
     "connect_interval",
     "framing_format",
@@ -45,9 +39,11 @@ const KNOWN: [&str; 16] = [
     "auth_accept",
     "autocork",
     "nodelay",
-    "version",
-    "profile",
-    "parent",
+];
+
+/// Keys with a meaning besides [`OPTIONS`]; others are kept in [`Settings::extra`].
+const KNOWN: [&str; 9] = [
+    "nodeid", "secret", "cert", "binds", "seeds", "services", "version", "profile", "parent",
 ];
 
 /// A service run when a node starts from a profile (AEMP's `services` key): the name of an
@@ -158,7 +154,7 @@ impl Settings {
             names::<AuthMethod>(map, "auth_accept").map_err(|r| key_error("auth_accept", r))?;
         let extra: Map<String, Json> = map
             .iter()
-            .filter(|(k, _)| !KNOWN.contains(&k.as_str()))
+            .filter(|(k, _)| !KNOWN.contains(&k.as_str()) && !OPTIONS.contains(&k.as_str()))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         for key in extra.keys() {
