@@ -11,8 +11,9 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use aemp::config::{ConfigFile, Json, resolve_seeds};
-use aemp::{Message, Node, NodeId, PortId, Reason, Value, msg};
+use aemp::{Message, MonitorGuard, Node, NodeId, PortId, Reason, Value, msg};
 use anyhow::{Context, Result, anyhow, bail};
+use tokio::sync::oneshot;
 
 use super::args;
 
@@ -150,19 +151,25 @@ fn client(opts: &Opts) -> Result<Node> {
 }
 
 /// Runs `f` on a client node within the timeout, then shuts the node down. `target` is the
-/// node the command needs, for a helpful message when it was never reached.
-fn with_client<T, F, Fut>(opts: &Opts, what: &str, target: Option<&NodeId>, f: F) -> Result<T>
+/// node the command needs: `f` runs once it is [`reachable`], and the timeout error says so
+/// if it never was.
+fn with_client<T, F, Fut>(opts: &Opts, what: &str, target: Option<NodeId>, f: F) -> Result<T>
 where
     F: FnOnce(Node) -> Fut,
     Fut: Future<Output = Result<T>>,
 {
     runtime()?.block_on(async {
         let node = client(opts)?;
-        let work = f(node.clone());
+        let work = async {
+            if let Some(t) = &target {
+                reach(&node, t).await;
+            }
+            f(node.clone()).await
+        };
         let result = match opts.timeout {
             Some(t) => match tokio::time::timeout(t, work).await {
                 Ok(result) => result,
-                Err(_) => Err(timed_out(&node, what, t, target)),
+                Err(_) => Err(timed_out(&node, what, t, target.as_ref())),
             },
             None => work.await,
         };
@@ -183,7 +190,7 @@ fn timed_out(node: &Node, what: &str, after: Duration, target: Option<&NodeId>) 
         );
     }
     match target {
-        Some(t) if !node.node_is_up(t) && !node.node_addresses().iter().any(|(id, _)| id == t) => {
+        Some(t) if !reachable(node, t) => {
             anyhow!("{what}: timed out after {secs} s: no seed knows node {t}")
         }
         _ => anyhow!("{what}: timed out after {secs} s"),
@@ -197,10 +204,45 @@ async fn until(mut f: impl FnMut() -> bool) {
     }
 }
 
-/// Waits until `target` is connected or its address is known (learned from a seed).
+/// `true` if `target` is connected or its address is known (learned from a seed).
+fn reachable(node: &Node, target: &NodeId) -> bool {
+    node.node_is_up(target) || node.node_addresses().iter().any(|(id, _)| id == target)
+}
+
+/// Waits until `target` is [`reachable`].
 async fn reach(node: &Node, target: &NodeId) {
-    until(|| node.node_is_up(target) || node.node_addresses().iter().any(|(id, _)| id == target))
-        .await;
+    until(|| reachable(node, target)).await;
+}
+
+/// Monitors `target`; the receiver gets the kill reason.
+fn watch(node: &Node, target: &PortId) -> (MonitorGuard, oneshot::Receiver<Reason>) {
+    let (tx, died) = oneshot::channel();
+    let guard = node.monitor(target, move |r| drop(tx.send(r)));
+    (guard, died)
+}
+
+/// Asks `target`'s node for an ordered echo (Perl's `["", "snd", reply, …]`): when it is back,
+/// that node has handled everything this node sent it before, a monitor included. Returns
+/// `None` then, or the kill reason if the port turned out dead first: its notice comes over
+/// the same connection before the echo, and its monitor fires first, so it is checked first.
+async fn echo_unless_dead(
+    node: &Node,
+    target: &PortId,
+    died: &mut oneshot::Receiver<Reason>,
+) -> Result<Option<Reason>> {
+    let mut inbox = node.mailbox();
+    node.send(
+        &PortId::node_port(target.node().clone()),
+        msg!["snd", inbox.port(), "echo"],
+    );
+    tokio::select! {
+        biased;
+        reason = died => Ok(Some(reason.context("the monitor was dropped")?)),
+        echo = inbox.recv() => {
+            echo.context("the reply port closed")?;
+            Ok(None)
+        }
+    }
 }
 
 fn parse_port(port: &str) -> Result<PortId> {
@@ -208,38 +250,24 @@ fn parse_port(port: &str) -> Result<PortId> {
         .with_context(|| format!("{port:?} is not a port ID (node#name, or a node ID)"))
 }
 
-/// `aemp snd PORT MSG...`
+/// `aemp snd PORT MSG...`: sends, then confirms with an ordered echo through the port's node
+/// (or fails with the reason the port is dead).
 pub(crate) fn snd(opts: &Opts, port: &str, message: &[String]) -> Result<()> {
     let target = parse_port(port)?;
     let message = args::message(message)?;
     with_client(
         opts,
         "snd",
-        Some(&target.node().clone()),
+        Some(target.node().clone()),
         |node| async move {
-            reach(&node, target.node()).await;
-            let (tx, died) = tokio::sync::oneshot::channel::<Reason>();
-            let _guard = node.monitor(&target, move |r| drop(tx.send(r)));
+            let (_guard, mut died) = watch(&node, &target);
             node.send(&target, message);
-            // An ordered echo through the port's node: when it is back, the message was handled.
-            let mut inbox = node.mailbox();
-            node.send(
-                &PortId::node_port(target.node().clone()),
-                msg!["snd", inbox.port(), "message sent successfully"],
-            );
-            // The kill notice (if any) arrives before the echo, over the same connection, and
-            // its monitor fires first: check it first.
-            tokio::select! {
-                biased;
-                reason = died => {
-                    let reason = reason.context("the monitor was dropped")?;
-                    bail!("{target} is dead: {}", show_reason(&reason))
-                }
-                echo = inbox.recv() => {
-                    let echo = echo.context("the reply port closed")?;
-                    println!("{}", echo.first().and_then(Value::as_str).unwrap_or_default());
+            match echo_unless_dead(&node, &target, &mut died).await? {
+                None => {
+                    println!("message sent successfully");
                     Ok(())
                 }
+                Some(reason) => bail!("{target} is dead: {}", show_reason(&reason)),
             }
         },
     )
@@ -252,9 +280,8 @@ pub(crate) fn cal(opts: &Opts, port: &str, message: &[String]) -> Result<()> {
     with_client(
         opts,
         "cal",
-        Some(&target.node().clone()),
+        Some(target.node().clone()),
         |node| async move {
-            reach(&node, target.node()).await;
             let reply = node
                 .call(&target, message, None)
                 .await
@@ -272,26 +299,16 @@ pub(crate) fn mon(opts: &Opts, port: &str) -> Result<()> {
     with_client(
         opts,
         "mon",
-        Some(&target.node().clone()),
+        Some(target.node().clone()),
         |node| async move {
-            reach(&node, target.node()).await;
-            let (tx, died) = tokio::sync::oneshot::channel::<Reason>();
-            let _guard = node.monitor(&target, move |r| drop(tx.send(r)));
-            let mut inbox = node.mailbox();
-            node.send(
-                &PortId::node_port(target.node().clone()),
-                msg!["snd", inbox.port(), "monitoring"],
-            );
-            tokio::pin!(died);
-            tokio::select! {
-                biased;
-                reason = &mut died => {
-                    println!("{}", show_reason(&reason.context("the monitor was dropped")?));
-                    return Ok(());
+            let (_guard, mut died) = watch(&node, &target);
+            let reason = match echo_unless_dead(&node, &target, &mut died).await? {
+                Some(reason) => reason,
+                None => {
+                    eprintln!("monitoring {target}");
+                    died.await.context("the monitor was dropped")?
                 }
-                _ = inbox.recv() => eprintln!("monitoring {target}"),
-            }
-            let reason = died.await.context("the monitor was dropped")?;
+            };
             println!("{}", show_reason(&reason));
             Ok(())
         },
@@ -328,8 +345,7 @@ pub(crate) fn trace(opts: &Opts, start: &str) -> Result<()> {
     let start: NodeId = start
         .parse()
         .with_context(|| format!("{start:?} is not a node ID"))?;
-    with_client(opts, "trace", Some(&start.clone()), |client| async move {
-        reach(&client, &start).await;
+    with_client(opts, "trace", Some(start.clone()), |client| async move {
         let mut seen = BTreeSet::from([start.clone(), client.id().clone()]);
         let mut queue = VecDeque::from([start]);
         while let Some(node) = queue.pop_front() {
@@ -366,8 +382,7 @@ pub(crate) fn info(opts: &Opts, target: &str) -> Result<()> {
     let target: NodeId = target
         .parse()
         .with_context(|| format!("{target:?} is not a node ID"))?;
-    with_client(opts, "info", Some(&target.clone()), |client| async move {
-        reach(&client, &target).await;
+    with_client(opts, "info", Some(target.clone()), |client| async move {
         let port = PortId::node_port(target.clone());
         let id = client
             .call(&port, msg!["info"], None)
