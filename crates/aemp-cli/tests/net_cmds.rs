@@ -2,9 +2,13 @@
 //! from other processes, all through a temporary `$AEMP_RC`.
 
 use std::io::{BufRead as _, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use rc::Rc;
+
+#[path = "common/rc.rs"]
+mod rc;
 
 /// Kills the child however the test ends (unless taken back with [`Reaper::take`]).
 struct Reaper(Option<Child>);
@@ -24,60 +28,9 @@ impl Drop for Reaper {
     }
 }
 
-struct Env {
-    dir: PathBuf,
-}
-
-impl Env {
-    fn new() -> Self {
-        let mut r = [0_u8; 8];
-        getrandom::fill(&mut r).expect("random");
-        let hex: String = r.iter().map(|b| format!("{b:02x}")).collect();
-        let dir = std::env::temp_dir().join(format!("aemp-net-cmds-{hex}"));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        Self { dir }
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_aemp"));
-        c.args(args)
-            .env("AEMP_RC", self.dir.join("config.json"))
-            .env_remove("RUST_LOG");
-        c
-    }
-
-    fn aemp(&self, args: &[&str]) -> Output {
-        self.command(args).output().expect("the aemp binary runs")
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.aemp(args);
-        assert!(
-            out.status.success(),
-            "aemp {args:?} failed ({:?}): {}{}",
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).expect("utf-8")
-    }
-
-    fn fails(&self, args: &[&str]) -> String {
-        let out = self.aemp(args);
-        assert_eq!(out.status.code(), Some(1), "aemp {args:?}: {out:?}");
-        String::from_utf8(out.stderr).expect("utf-8")
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 #[test]
 fn run_answers_the_network_commands() {
-    let env = Env::new();
+    let env = Rc::new("net-cmds");
     let mut r = [0_u8; 4];
     getrandom::fill(&mut r).unwrap();
     let node = format!("cli-node-{}", u32::from_le_bytes(r));
@@ -121,7 +74,7 @@ fn run_answers_the_network_commands() {
     // snd: confirmed by the ordered echo through the node.
     let out = env.ok(&["snd", &node, "devnull", "[1,2]"]);
     assert_eq!(out.trim(), "message sent successfully");
-    let err = env.fails(&["snd", &format!("{node}#nope"), "hello"]);
+    let err = env.fails(1, &["snd", &format!("{node}#nope"), "hello"]);
     assert!(err.contains("no_such_port"), "{err}");
 
     // A port made with a node request, monitored by one process and killed by another.
@@ -151,17 +104,17 @@ fn run_answers_the_network_commands() {
 
     // A live port and a short timeout: exit 1, "timed out".
     env.ok(&["snd", &node, "AnyEvent::MP::_spawn", "alive", "aemp::echo"]);
-    let err = env.fails(&["mon", &format!("{node}#alive"), "--timeout", "0.5"]);
+    let err = env.fails(1, &["mon", &format!("{node}#alive"), "--timeout", "0.5"]);
     assert!(err.contains("timed out"), "{err}");
     // A node nobody knows: exit 1 after the timeout.
-    let err = env.fails(&["cal", "nobody-knows-me", "time", "--timeout", "0.5"]);
+    let err = env.fails(1, &["cal", "nobody-knows-me", "time", "--timeout", "0.5"]);
     assert!(
         err.contains("timed out after 0.5 s: no seed knows node nobody-knows-me"),
         "{err}"
     );
     // The wrong secret: the seed refuses us, and the error says where to look.
     env.ok(&["profile", "aemp", "setsecret", "wrong"]);
-    let err = env.fails(&["cal", &node, "time", "--timeout", "1"]);
+    let err = env.fails(1, &["cal", &node, "time", "--timeout", "1"]);
     assert!(err.contains("no seed answered"), "{err}");
     assert!(err.contains("is the secret right?"), "{err}");
     env.ok(&["profile", "aemp", "delsecret"]);

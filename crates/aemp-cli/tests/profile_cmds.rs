@@ -1,70 +1,25 @@
 //! The profile commands against a temporary `$AEMP_RC`: what they write, chaining, JSON
 //! arguments, errors (exit 1, file untouched) and usage errors (exit 2, one line).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+#[path = "common/rc.rs"]
+mod rc;
 
+use std::path::Path;
+
+use rc::Rc;
 use serde_json::{Value, json};
 
-/// A temporary config file location, removed when dropped.
-struct Rc {
-    dir: PathBuf,
+/// Runs a command that must fail with `code` and a one-line `aemp: ...` error; returns it.
+fn fails(rc: &Rc, code: i32, args: &[&str]) -> String {
+    let err = rc.fails(code, args);
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err:?}");
+    assert!(err.starts_with("aemp: "), "{err:?}");
+    err
 }
 
-impl Rc {
-    fn new(name: &str) -> Self {
-        let mut r = [0_u8; 8];
-        getrandom::fill(&mut r).expect("random");
-        let hex: String = r.iter().map(|b| format!("{b:02x}")).collect();
-        let dir = std::env::temp_dir().join(format!("aemp-cli-{name}-{hex}"));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        Self { dir }
-    }
-
-    fn path(&self) -> PathBuf {
-        self.dir.join("config.json")
-    }
-
-    fn aemp(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_aemp"))
-            .args(args)
-            .env("AEMP_RC", self.path())
-            .env_remove("RUST_LOG")
-            .output()
-            .expect("the aemp binary runs")
-    }
-
-    /// Runs a command that must succeed; returns its stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.aemp(args);
-        assert!(
-            out.status.success(),
-            "aemp {args:?} failed ({:?}): {}",
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).expect("utf-8")
-    }
-
-    /// Runs a command that must fail with `code`; returns its one-line stderr.
-    fn fails(&self, code: i32, args: &[&str]) -> String {
-        let out = self.aemp(args);
-        assert_eq!(out.status.code(), Some(code), "aemp {args:?}: {out:?}");
-        let err = String::from_utf8(out.stderr).expect("utf-8");
-        assert_eq!(err.trim_end().lines().count(), 1, "one line: {err:?}");
-        assert!(err.starts_with("aemp: "), "{err:?}");
-        err
-    }
-
-    fn json(&self) -> Value {
-        read(&self.path())
-    }
-}
-
-impl Drop for Rc {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+/// The config file as written.
+fn written(rc: &Rc) -> Value {
+    read(&rc.path())
 }
 
 fn read(path: &Path) -> Value {
@@ -121,7 +76,7 @@ fn chained_profile_commands_write_the_file() {
             },
         },
     });
-    assert_eq!(rc.json(), want);
+    assert_eq!(written(&rc), want);
 
     // showprofile prints a profile as written; showconfig the effective keys.
     let shown: Value = serde_json::from_str(&rc.ok(&["showprofile", "worker"])).unwrap();
@@ -159,7 +114,7 @@ fn chained_profile_commands_write_the_file() {
     rc.ok(&["profile", "worker", "delparent", "delservices", "delnodeid"]);
     rc.ok(&["delsecret", "delprofile", "worker"]);
     assert_eq!(
-        rc.json(),
+        written(&rc),
         json!({
             "version": 1,
             "profile": {"seed": {
@@ -181,13 +136,13 @@ fn chained_profile_commands_write_the_file() {
 fn secrets_and_certificates() {
     let rc = Rc::new("secrets");
     rc.ok(&["gensecret"]);
-    let secret = rc.json()["secret"].as_str().unwrap().to_owned();
+    let secret = written(&rc)["secret"].as_str().unwrap().to_owned();
     assert!(secret.len() >= 80 && secret.bytes().all(|b| b.is_ascii_alphanumeric()));
     rc.ok(&["gensecret"]);
-    assert_ne!(rc.json()["secret"], secret.as_str());
+    assert_ne!(written(&rc)["secret"], secret.as_str());
 
     rc.ok(&["profile", "tls", "gencert"]);
-    let pem = rc.json()["profile"]["tls"]["cert"]
+    let pem = written(&rc)["profile"]["tls"]["cert"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -197,13 +152,17 @@ fn secrets_and_certificates() {
     let file = rc.dir.join("node.pem");
     std::fs::write(&file, &pem).unwrap();
     rc.ok(&["profile", "copy", "setcert", file.to_str().unwrap()]);
-    assert_eq!(rc.json()["profile"]["copy"]["cert"], pem.as_str());
+    assert_eq!(written(&rc)["profile"]["copy"]["cert"], pem.as_str());
     // A file that is not a certificate with its key is refused.
     std::fs::write(&file, "hello").unwrap();
-    let err = rc.fails(1, &["profile", "bad", "setcert", file.to_str().unwrap()]);
+    let err = fails(
+        &rc,
+        1,
+        &["profile", "bad", "setcert", file.to_str().unwrap()],
+    );
     assert!(err.contains("PEM certificate and its private key"), "{err}");
     rc.ok(&["profile", "copy", "delcert"]);
-    assert!(rc.json()["profile"]["copy"].get("cert").is_none());
+    assert!(written(&rc)["profile"]["copy"].get("cert").is_none());
 }
 
 #[test]
@@ -213,10 +172,10 @@ fn a_single_json_array_is_the_whole_command_line() {
         r#"["profile", "p", "setseeds", ["10.0.0.1:1", "10.0.0.2:2"], "secret", "\"quoted\""]"#,
     ]);
     assert_eq!(
-        rc.json()["profile"]["p"]["seeds"],
+        written(&rc)["profile"]["p"]["seeds"],
         json!(["10.0.0.1:1", "10.0.0.2:2"])
     );
-    assert_eq!(rc.json()["profile"]["p"]["secret"], "quoted");
+    assert_eq!(written(&rc)["profile"]["p"]["secret"], "quoted");
 }
 
 #[test]
@@ -250,7 +209,7 @@ fn bad_values_fail_and_leave_the_file_alone() {
             "more than 0",
         ),
     ] {
-        let err = rc.fails(1, args);
+        let err = fails(&rc, 1, args);
         assert!(err.contains(why), "{args:?}: {err}");
         assert_eq!(
             std::fs::read(rc.path()).unwrap(),
@@ -260,7 +219,7 @@ fn bad_values_fail_and_leave_the_file_alone() {
     }
     // Names are resolved when a node starts; showconfig resolves them too.
     rc.ok(&["profile", "q", "setseeds", "no-such-host.invalid:4040"]);
-    let err = rc.fails(1, &["showconfig", "q"]);
+    let err = fails(&rc, 1, &["showconfig", "q"]);
     assert!(
         err.contains("cannot resolve \"no-such-host.invalid:4040\""),
         "{err}"
@@ -271,7 +230,7 @@ fn bad_values_fail_and_leave_the_file_alone() {
 fn an_invalid_config_file_is_an_error_and_never_overwritten() {
     let rc = Rc::new("invalid");
     std::fs::write(rc.path(), "{ \"secret\": ").unwrap();
-    let err = rc.fails(1, &["setsecret", "x"]);
+    let err = fails(&rc, 1, &["setsecret", "x"]);
     assert!(err.contains("invalid"), "{err}");
     assert_eq!(
         std::fs::read_to_string(rc.path()).unwrap(),
@@ -284,19 +243,19 @@ fn an_invalid_config_file_is_an_error_and_never_overwritten() {
     )
     .unwrap();
     rc.ok(&["profile", "p", "setnodeid", "pp"]);
-    assert_eq!(rc.json()["profile"]["p"]["nodeid"], "pp");
+    assert_eq!(written(&rc)["profile"]["p"]["nodeid"], "pp");
 }
 
 #[test]
 fn usage_errors_exit_2_with_one_line() {
     let rc = Rc::new("usage");
-    let err = rc.fails(2, &["no-such-command"]);
+    let err = fails(&rc, 2, &["no-such-command"]);
     assert!(err.contains("no-such-command"), "{err}");
-    let err = rc.fails(2, &["snd"]);
+    let err = fails(&rc, 2, &["snd"]);
     assert!(err.contains("<PORT>"), "{err}");
-    let err = rc.fails(2, &["set", "no_such_option", "1"]);
+    let err = fails(&rc, 2, &["set", "no_such_option", "1"]);
     assert!(err.contains("no_such_option"), "{err}");
-    rc.fails(2, &["cal", "seed", "time", "--timeout", "soon"]);
+    fails(&rc, 2, &["cal", "seed", "time", "--timeout", "soon"]);
     assert!(!rc.path().exists(), "usage errors write nothing");
 }
 
