@@ -461,10 +461,10 @@ fn boolean(v: &Json) -> Result<bool, String> {
 /// A list of protocol names. Perl's `storable` framing is skipped (aemp does not speak it);
 /// any other unknown name is an error (a typo would otherwise silently weaken the list).
 fn names<T: std::str::FromStr>(map: &Map<String, Json>, key: &str) -> Result<Vec<T>, String> {
-    let list = string_list(map.get(key).unwrap_or(&Json::Null)).unwrap_or_default();
-    if !matches!(map.get(key), Some(Json::Array(_) | Json::String(_))) {
-        return Err("must be an array of names".to_owned());
-    }
+    let list = match map.get(key) {
+        Some(v @ (Json::Array(_) | Json::String(_))) => string_list(v)?,
+        _ => return Err("must be an array of names".to_owned()),
+    };
     let mut out = Vec::new();
     for name in &list {
         match name.parse() {

@@ -167,6 +167,7 @@ fn bad_values_name_profile_and_key() {
             "auth_offer",
             "unknown name",
         ),
+        (r#"{"auth_accept": [{}]}"#, "auth_accept", "is not a string"),
         (r#"{"services": ["x", 3]}"#, "services", "not a service"),
     ];
     for (text, key, why) in cases {
