@@ -113,6 +113,14 @@ pub enum ConfigError {
         /// The service name.
         name: String,
     },
+    /// The setup function given to [`Settings::start_with`] failed.
+    #[error("profile {profile:?}: setup failed: {reason}")]
+    Setup {
+        /// The profile being started.
+        profile: String,
+        /// The error the setup returned.
+        reason: String,
+    },
     /// The node could not be started.
     #[error("profile {profile:?}: {source}")]
     Node {

@@ -278,8 +278,8 @@ impl Settings {
     ///
     /// # Errors
     ///
-    /// As [`start`](Self::start); an error from `setup` is returned as
-    /// [`ConfigError::Key`] on `services`.
+    /// As [`start`](Self::start), and [`ConfigError::Setup`] with the error `setup` returned
+    /// (the node is shut down again).
     pub fn start_with(
         &self,
         setup: impl FnOnce(&Node) -> Result<(), Box<dyn std::error::Error + Send + Sync>>,
@@ -296,10 +296,9 @@ impl Settings {
             error
         };
         if let Err(e) = setup(&node) {
-            return Err(fail(ConfigError::Key {
+            return Err(fail(ConfigError::Setup {
                 profile: self.profile.clone(),
-                key: "services".to_owned(),
-                reason: format!("setup failed: {e}"),
+                reason: e.to_string(),
             }));
         }
         for service in &self.services {

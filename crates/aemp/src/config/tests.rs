@@ -367,6 +367,19 @@ async fn unknown_services_and_bad_binds_are_errors() {
     );
 }
 
+#[tokio::test]
+async fn a_failing_setup_is_reported_and_stops_the_start() {
+    let settings = ConfigFile::parse(r#"{"binds": []}"#)
+        .unwrap()
+        .settings("s", &[])
+        .unwrap();
+    let e = settings
+        .start_with(|_node| Err("no database".into()))
+        .unwrap_err();
+    assert!(matches!(e, ConfigError::Setup { .. }), "{e}");
+    assert_eq!(e.to_string(), "profile \"s\": setup failed: no database");
+}
+
 mod no_panics {
     use proptest::prelude::*;
 
