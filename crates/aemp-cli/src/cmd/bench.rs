@@ -142,10 +142,7 @@ pub(crate) fn run(args: &Args) -> Result<()> {
         }
         Which::Local { .. } | Which::Ports { .. } => {}
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the tokio runtime")?;
+    let runtime = super::runtime(None)?;
     runtime.block_on(async {
         match args.which {
             Which::Local {

@@ -60,11 +60,7 @@ pub(crate) fn run() -> Result<()> {
     );
     let b_index = 2;
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the tokio runtime")?;
+    let runtime = super::runtime(Some(2))?;
     runtime.block_on(async {
         let me = Node::builder()
             .id("demo-viewer")

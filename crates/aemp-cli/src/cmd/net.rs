@@ -45,14 +45,6 @@ impl Opts {
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the tokio runtime")
-}
-
 /// Registers the init functions every `aemp run` node offers.
 ///
 /// `aemp::echo`: a port that takes `[port, rest...]` and sends `rest` to `port` (so
@@ -86,7 +78,7 @@ pub(crate) fn run(profile: Option<String>, pairs: &[String]) -> Result<()> {
             "aemp: warning: profile {name:?} has neither secret nor cert: no other node can connect (aemp profile {name} gensecret)"
         );
     }
-    runtime()?.block_on(async {
+    super::runtime(Some(2))?.block_on(async {
         let node = settings.start_with(|node| Ok(register_builtins(node)?))?;
         let listens: Vec<String> = node
             .listen_addrs()
@@ -158,7 +150,7 @@ where
     F: FnOnce(Node) -> Fut,
     Fut: Future<Output = Result<T>>,
 {
-    runtime()?.block_on(async {
+    super::runtime(Some(2))?.block_on(async {
         let node = client(opts)?;
         let work = async {
             if let Some(t) = &target {

@@ -13,10 +13,7 @@ pub(super) fn run(rounds: u64, json: bool) -> Result<()> {
     if rounds == 0 {
         bail!("--rounds must be positive");
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the tokio runtime")?;
+    let runtime = crate::cmd::runtime(None)?;
     let served = Served::start(FramingArg::Cbor)?;
     let mut times = runtime.block_on(measure(&served, rounds))?;
     drop(served);

@@ -20,10 +20,7 @@ pub(super) fn run(
     if messages == 0 {
         bail!("--messages must be positive");
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the tokio runtime")?;
+    let runtime = crate::cmd::runtime(None)?;
     let served = Served::start(framing)?;
     let seconds = runtime
         .block_on(measure(&served, framing, size, messages, window))?

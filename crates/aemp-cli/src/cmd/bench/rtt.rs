@@ -17,10 +17,7 @@ pub(super) fn run(size: usize, rounds: u64, json: bool) -> Result<()> {
     if rounds == 0 {
         bail!("--rounds must be positive");
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the tokio runtime")?;
+    let runtime = crate::cmd::runtime(None)?;
     let served = Served::start(FramingArg::Cbor)?;
     let (mut aemp_rtts, mut tcp_rtts) = runtime.block_on(measure(&served, size, rounds))?;
     drop(served);

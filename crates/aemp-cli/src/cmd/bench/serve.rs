@@ -17,10 +17,7 @@ use super::child::{FAILED, READY, SECRET_ENV};
 /// Runs the child until stdin closes. A startup failure is announced on stdout (where the
 /// parent reads it) and ends the process with status 1.
 pub(super) fn run(framing: FramingArg) -> Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the tokio runtime")?;
+    let runtime = crate::cmd::runtime(None)?;
     runtime.block_on(async {
         let served = match start(framing).await {
             Ok(s) => s,
