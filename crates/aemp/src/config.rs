@@ -37,7 +37,7 @@ use std::path::{Path, PathBuf};
 pub use serde_json::{Map, Value as Json};
 
 pub use addr::{DEFAULT_PORT, parse_spec, resolve_binds, resolve_seeds};
-pub use settings::{OPTIONS, Service, Settings, configure, hostname};
+pub use settings::{OPTIONS, Service, Settings, configure, hostname, split_list};
 
 /// Largest config file we read (certificates included, real files are a few KiB).
 pub const MAX_FILE_SIZE: u64 = 16 << 20;

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use aemp::config::{ConfigFile, Json};
+use aemp::config::{ConfigFile, Json, split_list};
 use anyhow::{Context, Result, bail};
 
 use super::args;
@@ -143,8 +143,8 @@ impl Editor {
             let Json::String(spec) = item else {
                 bail!("{} entries must be strings, not {item}", list.key());
             };
-            for part in spec.split(',').filter(|p| !p.trim().is_empty()) {
-                aemp::config::parse_spec(part)
+            for part in split_list(spec) {
+                aemp::config::parse_spec(&part)
                     .map_err(|why| anyhow::anyhow!("{} entry {part:?}: {why}", list.key()))?;
             }
         }
@@ -226,7 +226,7 @@ impl Editor {
 
     pub(crate) fn set_option(&mut self, option: &str, value: &str) -> Result<()> {
         let value = match args::json(value)? {
-            Json::String(s) if LIST_OPTIONS.contains(&option) => Json::from(split(&s)),
+            Json::String(s) if LIST_OPTIONS.contains(&option) => Json::from(split_list(&s)),
             other => other,
         };
         self.set(option, value)
@@ -235,7 +235,7 @@ impl Editor {
     /// `setbinds`/`setseeds`/`setservices`: a JSON array or a comma list.
     pub(crate) fn set_list(&mut self, list: ListKey, value: &str) -> Result<()> {
         let value = match list.parse(value)? {
-            Json::String(s) => Json::from(split(&s)),
+            Json::String(s) => Json::from(split_list(&s)),
             v @ Json::Array(_) => v,
             other => bail!(
                 "{} must be a comma list or a JSON array, not {other}",
@@ -274,18 +274,10 @@ impl Editor {
         match self.file.get(self.profile.as_deref(), list.key()) {
             None | Some(Json::Null) => Ok(Vec::new()),
             Some(Json::Array(items)) => Ok(items.clone()),
-            Some(Json::String(s)) => Ok(split(s).into_iter().map(Json::from).collect()),
+            Some(Json::String(s)) => Ok(split_list(s).into_iter().map(Json::from).collect()),
             Some(other) => bail!("{} in {} is not a list: {other}", list.key(), self.place()),
         }
     }
-}
-
-fn split(s: &str) -> Vec<String> {
-    s.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
 }
 
 /// Bytes as a base-62 number (Perl's `alnumbits`), ~86 characters for 64 bytes.

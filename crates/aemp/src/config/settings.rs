@@ -388,7 +388,9 @@ fn string_list(v: &Json) -> Result<Vec<String>, String> {
     }
 }
 
-fn split_list(s: &str) -> Vec<String> {
+/// Splits a comma-separated list (reference §5.5: any list entry may hold several), trimmed,
+/// without empty parts: `"a, b,,c"` → `["a", "b", "c"]`.
+pub fn split_list(s: &str) -> Vec<String> {
     s.split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
