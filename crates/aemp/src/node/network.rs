@@ -83,7 +83,7 @@ impl Node {
         self.shared.net.disconnect(node);
     }
 
-    /// The seed addresses this node was built with ([`NodeBuilder::seed`]).
+    /// The seed addresses this node was built with ([`NodeBuilder::seed`](crate::NodeBuilder::seed)).
     pub fn seeds(&self) -> Vec<SocketAddr> {
         self.shared.global.seeds().to_vec()
     }
