@@ -29,6 +29,7 @@
 
 mod addr;
 mod settings;
+mod values;
 
 use std::fs;
 use std::io::Write as _;
@@ -37,7 +38,8 @@ use std::path::{Path, PathBuf};
 pub use serde_json::{Map, Value as Json};
 
 pub use addr::{DEFAULT_PORT, parse_spec, resolve_binds, resolve_seeds};
-pub use settings::{OPTIONS, Service, Settings, configure, hostname, split_list};
+pub use settings::{OPTIONS, Service, Settings, configure, hostname};
+pub use values::split_list;
 
 /// Largest config file we read (certificates included, real files are a few KiB).
 pub const MAX_FILE_SIZE: u64 = 16 << 20;

@@ -355,7 +355,11 @@ impl Core {
     /// Adds a monitor; fires it at once with `no_such_port` if the port does not exist.
     pub(crate) fn monitor(&mut self, port: &PortId, id: u64, action: Action) {
         if !self.node.shared.is_local(port) {
-            crate::net::add_monitor(&self.node.shared, port, id, action);
+            if let Err(dead) = crate::net::add_monitor(&self.node.shared, port, id, action) {
+                // Reported dead before: it stays dead (no false death).
+                let (action, reason) = *dead;
+                self.fire(action, reason);
+            }
             return;
         }
         if port.is_node_port() {
@@ -521,11 +525,14 @@ impl Core {
         }
     }
 
-    pub(crate) fn node_down(&mut self, node: &NodeId, reason: Reason) {
+    ///
+    /// `actions` are the monitors the transport took from the lost link (their ports are
+    /// recorded as dead already).
+    pub(crate) fn node_down(&mut self, node: &NodeId, reason: &Reason, actions: Vec<Action>) {
         if self.up.remove(node) {
             self.tell_watchers(&crate::NodeEvent::Down(node.clone(), reason.clone()));
         }
-        for action in crate::net::take_monitors(&self.node.shared, node, None) {
+        for action in actions {
             self.fire(action, reason.clone());
         }
         // What the peer monitored here is forgotten: its side fired with the same reason.
@@ -545,7 +552,7 @@ impl Core {
 
     /// `kil0` from `node`: its port `name` died; our monitors on it fire.
     pub(crate) fn remote_port_died(&mut self, node: &NodeId, name: &str, reason: Reason) {
-        for action in crate::net::take_monitors(&self.node.shared, node, Some(name)) {
+        for action in crate::net::port_died(&self.node.shared, node, name, &reason) {
             self.fire(action, reason.clone());
         }
     }

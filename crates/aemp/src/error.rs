@@ -32,6 +32,14 @@ pub enum NodeError {
     /// does not belong to its first certificate.
     #[error("unusable TLS certificate: {0}")]
     Cert(String),
+    /// A timeout or limit given to the [`NodeBuilder`](crate::NodeBuilder) cannot work.
+    #[error("{option}: {reason}")]
+    Option {
+        /// The option (as the config key is called).
+        option: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 /// Why a port operation was refused.
@@ -86,4 +94,7 @@ pub enum CallError {
     /// The called port died before replying (with this reason).
     #[error("the called port died: {0}")]
     PortDied(crate::Reason),
+    /// The calling node shut down before a reply came.
+    #[error("the node shut down before a reply came")]
+    Shutdown,
 }

@@ -123,7 +123,7 @@ async fn seed_loop(node: Node) {
     let mut ourselves: HashSet<SocketAddr> = HashSet::new();
     loop {
         for &addr in &node.shared.global.seeds {
-            if node.shared.injector_closed() {
+            if node.shared.injector_closed() || node.shared.net.is_closing() {
                 return;
             }
             if ourselves.contains(&addr) || node.listen_addrs().contains(&addr) {
@@ -155,7 +155,7 @@ async fn seed_loop(node: Node) {
             }
         }
         tokio::time::sleep(interval).await;
-        if node.shared.injector_closed() {
+        if node.shared.injector_closed() || node.shared.net.is_closing() {
             return;
         }
     }
@@ -204,7 +204,7 @@ fn node_up(node: &Node, peer: &NodeId) {
     let known = {
         let mut state = node.shared.global.state();
         state.links.insert(peer.clone(), link.clone());
-        nodes_value(state.addr.iter().filter(|(id, _)| *id != peer))
+        known_nodes_value(node, &mut state, peer)
     };
     let announce: Vec<Value> = node
         .shared
@@ -257,6 +257,8 @@ fn node_down(node: &Node, peer: &NodeId) {
         let mut state = node.shared.global.state();
         state.links.remove(peer);
         state.seedme.remove(peer);
+        // "down: … forget addr{N}" (reference §6.5): a node that left is not announced.
+        state.addr.remove(peer);
         if state.master.as_ref() != Some(peer) {
             return;
         }
@@ -298,6 +300,13 @@ fn announced(node: &Node) -> Vec<String> {
         }
     }
     out
+}
+
+/// The `nodes` map of every node we know the listeners of, but `except`; nodes the link
+/// table has forgotten (unused for `monitor_timeout`) are forgotten here too.
+fn known_nodes_value(node: &Node, state: &mut State, except: &NodeId) -> Option<Value> {
+    state.addr.retain(|id, _| node.shared.net.knows(id));
+    nodes_value(state.addr.iter().filter(|(id, _)| *id != except))
 }
 
 /// A `nodes` map, or `None` if it would be empty.
@@ -380,7 +389,7 @@ fn on_link_message(node: &Node, peer: &NodeId, msg: &Message) {
             let known = {
                 let mut state = global.state();
                 state.seedme.insert(peer.clone());
-                nodes_value(state.addr.iter().filter(|(id, _)| *id != peer))
+                known_nodes_value(node, &mut state, peer)
             };
             if let Some(known) = known {
                 reply(Message::from([Value::from("nodes"), known]));

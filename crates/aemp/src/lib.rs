@@ -82,7 +82,7 @@ pub use kernel::EVAL_REFUSED;
 pub use mailbox::Mailbox;
 pub use monitor::{MonitorGuard, Origin, Reason};
 pub use net::NetError;
-pub use node::{Dispatcher, Node, NodeBuilder, NodeEvent, NodeMonitorGuard};
+pub use node::{Dispatcher, Node, NodeBuilder, NodeEvent, NodeMonitorGuard, Shutdown};
 pub use port::{Flow, IntoFlow, Pattern};
 pub use time::{CallResult, Timer};
 

@@ -19,7 +19,7 @@ mod builder;
 mod network;
 
 pub use builder::{Dispatcher, NodeBuilder};
-pub use network::{NodeEvent, NodeMonitorGuard};
+pub use network::{NodeEvent, NodeMonitorGuard, Shutdown};
 
 /// A running node: the process's identity in an AEMP network and the owner of its ports.
 ///
@@ -74,6 +74,8 @@ pub(crate) struct Shared {
     pub(crate) net: crate::net::Net,
     /// Seeds and what Global learned about other nodes.
     pub(crate) global: crate::global::Global,
+    /// Calls waiting for a reply, failed by shutdown.
+    pub(crate) calls: crate::time::PendingCalls,
 }
 
 /// A registered spawn init function.
@@ -277,7 +279,13 @@ impl Node {
             self.exec(move |core| core.monitor(&target, id, action));
         } else {
             // Right away, so `mon1` precedes anything this sender sends that node next.
-            crate::net::add_monitor(&self.shared, port, id, action);
+            if let Err(dead) = crate::net::add_monitor(&self.shared, port, id, action) {
+                // Reported dead before: fire at once, on the dispatcher like every monitor.
+                self.exec(move |core| {
+                    let (action, reason) = *dead;
+                    core.fire(action, reason);
+                });
+            }
         }
         MonitorGuard::new(self.clone(), port.clone(), id)
     }

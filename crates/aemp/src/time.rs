@@ -1,7 +1,8 @@
 //! Timers and calls: `after`, `call` (AEMP's `cal`) and `psub` (reference §2.7, §2.12–2.13).
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use aemp_proto::{Message, PortId, Value};
@@ -10,7 +11,7 @@ use tokio::sync::oneshot;
 use crate::dispatch::{self, Job, UserFn};
 use crate::error::{CallError, PortError};
 use crate::monitor::{MonitorGuard, Reason};
-use crate::node::Node;
+use crate::node::{Node, Shared};
 use crate::port::Flow;
 
 /// Cancels a timer started by [`Node::after`] or [`Node::after_fn`]. Dropping it does *not*
@@ -68,7 +69,8 @@ impl Node {
     /// with the first message sent to that port (AEMP's `cal`).
     ///
     /// `f` gets `Err(CallError::Timeout)` if no reply came within `timeout`, or
-    /// `Err(CallError::PortDied(reason))` if `port` died first. It is called exactly once
+    /// `Err(CallError::PortDied(reason))` if `port` died first, or `Err(CallError::Shutdown)`
+    /// if this node shut down first. It is called exactly once
     /// (AEMP 1.30 could call back twice, reference §2.13). It runs on the dispatcher.
     pub fn call_with(
         &self,
@@ -82,18 +84,31 @@ impl Node {
             f: Option<Box<dyn FnOnce(CallResult) + Send>>,
             monitor: Option<MonitorGuard>,
             timer: Option<Timer>,
+            /// Where shutdown finds this call, to fail it.
+            registered: Option<(Weak<Shared>, u64)>,
         }
         let state = Arc::new(Mutex::new(Pending {
             f: Some(Box::new(f)),
             monitor: None,
             timer: None,
+            registered: None,
         }));
         // Runs the callback once, then drops the monitor and the timer.
         let finish = |state: &Arc<Mutex<Pending>>, result: CallResult| {
-            let (f, monitor, timer) = {
+            let (f, monitor, timer, registered) = {
                 let mut s = state.lock().unwrap_or_else(PoisonError::into_inner);
-                (s.f.take(), s.monitor.take(), s.timer.take())
+                (
+                    s.f.take(),
+                    s.monitor.take(),
+                    s.timer.take(),
+                    s.registered.take(),
+                )
             };
+            if let Some((shared, id)) = registered
+                && let Some(shared) = shared.upgrade()
+            {
+                shared.calls.remove(id);
+            }
             if let Some(timer) = timer {
                 timer.cancel();
             }
@@ -102,6 +117,16 @@ impl Node {
                 f(result);
             }
         };
+        let call_id = self.shared.next_monitor_id();
+        state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .registered = Some((Arc::downgrade(&self.shared), call_id));
+        let on_shutdown = state.clone();
+        self.shared.calls.insert(
+            call_id,
+            Box::new(move || finish(&on_shutdown, Err(CallError::Shutdown))),
+        );
         let on_reply = state.clone();
         let reply = self.port(move |reply: Message| {
             finish(&on_reply, Ok(reply));
@@ -147,7 +172,7 @@ impl Node {
     ///
     /// # Errors
     ///
-    /// [`CallError::Timeout`] or [`CallError::PortDied`].
+    /// [`CallError::Timeout`], [`CallError::PortDied`] or [`CallError::Shutdown`].
     ///
     /// ```
     /// use std::time::Duration;
@@ -174,10 +199,7 @@ impl Node {
         self.call_with(port, msg, timeout, move |result| {
             let _ = tx.send(result);
         });
-        async move {
-            rx.await
-                .unwrap_or(Err(CallError::PortDied(Reason::die("node shut down"))))
-        }
+        async move { rx.await.unwrap_or(Err(CallError::Shutdown)) }
     }
 
     /// Wraps `f` so that, whenever it is called, it runs on this node's dispatcher in the
@@ -209,5 +231,43 @@ impl Node {
                 f: run,
             });
         })
+    }
+}
+
+/// Calls waiting for a reply, so shutdown can fail them ([`CallError::Shutdown`]).
+#[derive(Default)]
+pub(crate) struct PendingCalls(Mutex<HashMap<u64, Box<dyn FnOnce() + Send>>>);
+
+impl PendingCalls {
+    fn insert(&self, id: u64, fail: Box<dyn FnOnce() + Send>) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id, fail);
+    }
+
+    fn remove(&self, id: u64) {
+        let fail = self
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&id);
+        // Dropped outside the lock: it holds the call's state.
+        drop(fail);
+    }
+}
+
+/// Fails every call still waiting for a reply (the node is shutting down); their callbacks
+/// run here, not on the (stopped) dispatcher.
+pub(crate) fn fail_pending_calls(shared: &Shared) {
+    let pending = std::mem::take(
+        &mut *shared
+            .calls
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner),
+    );
+    for (_, fail) in pending {
+        fail();
     }
 }

@@ -323,7 +323,7 @@ async fn a_wrong_secret_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_silent_peer_times_out_after_monitor_timeout() {
+async fn a_silent_peer_times_out_after_handshake_timeout() {
     let node = wire::listening_node(Duration::from_millis(500));
     let mut stream = dial(&node).await;
     let (got, took) = collect_until_closed(&mut stream, CLOSE).await;
@@ -331,7 +331,7 @@ async fn a_silent_peer_times_out_after_monitor_timeout() {
     assert_eq!(text.split_terminator('\n').count(), 2, "{text:?}");
     assert!(
         took >= Duration::from_millis(400),
-        "closed after {took:?}, before monitor_timeout"
+        "closed after {took:?}, before handshake_timeout"
     );
     assert!(node.up_nodes().is_empty());
     node_still_works(&node).await;
@@ -395,7 +395,7 @@ async fn garbage_from_a_monitored_peer_fires_transport_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trickling_handshake_still_times_out() {
     // One byte of a valid greeting every 50 ms: the handshake as a whole must still end
-    // after monitor_timeout (500 ms), not be kept alive by each byte.
+    // after handshake_timeout (500 ms), not be kept alive by each byte.
     let node = wire::listening_node(Duration::from_millis(500));
     let mut stream = dial(&node).await;
     let greeting = b"aemp;1;slow;hmac_md6_64_256;json;provider=trickle-trickle-trickle-trickle\n";

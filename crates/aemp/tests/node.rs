@@ -151,7 +151,7 @@ async fn shutdown_from_a_callback() {
     let node = start();
     let (_p, mut rx) = sink(&node);
     let n = node.clone();
-    let stopper = node.port(move |_: Message| n.shutdown());
+    let stopper = node.port(move |_: Message| drop(n.shutdown()));
     let monitor = death(&node, &stopper);
     node.send(&stopper, msg!["stop"]);
     assert_eq!(within("the node to stop", rx.recv()).await, None);

@@ -476,12 +476,17 @@ async fn aemp_monitors_on_perl_ports_send_one_mon1_and_one_mon0() {
     let reason = tokio::time::timeout(WAIT, rx3).await.unwrap().unwrap();
     assert_eq!(reason.values(), &[Value::from("die"), Value::from("boom")]);
 
-    // Once fired, the monitor is gone: a later monitor sends mon1 once more.
-    let g4 = node.monitor(&p, |_| ());
+    // Once reported dead, p stays dead for this node: a later monitor fires at once with
+    // the reason reported, without asking the peer again, and messages to p are dropped.
+    let (tx4, rx4) = oneshot::channel::<Reason>();
+    node.monitor(&p, move |r| drop(tx4.send(r))).detach();
+    let reason = tokio::time::timeout(WAIT, rx4).await.unwrap().unwrap();
+    assert_eq!(reason.values(), &[Value::from("die"), Value::from("boom")]);
+    node.send(&p, msg!["after", "death"]);
     node.send(&sync(5), msg![5]);
     wire.frame_to("sync5").await;
-    assert_eq!(count(&wire, r#"["mon1","p"]"#), 3, "{:?}", wire.log);
-    drop(g4);
+    assert_eq!(count(&wire, r#"["mon1","p"]"#), 2, "{:?}", wire.log);
+    assert!(!wire.log.iter().any(|f| f.port == "p"), "{:?}", wire.log);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

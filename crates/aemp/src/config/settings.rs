@@ -7,6 +7,9 @@ use aemp_proto::NodeId;
 use aemp_proto::auth::AuthMethod;
 use aemp_proto::framing::Framing;
 
+use super::values::{
+    boolean, count, duration, names, optional_string, scalar_string, services, string_list,
+};
 use super::{ConfigError, ConfigFile, Json, Map, resolve_binds, resolve_seeds};
 use crate::{Node, NodeBuilder, Value};
 
@@ -27,11 +30,17 @@ pub(super) fn builtin_defaults() -> Map<String, Json> {
     );
     map.insert("autocork".into(), Json::from(false));
     map.insert("nodelay".into(), Json::from(true));
+    map.insert("heartbeat_interval".into(), Json::from(1));
+    map.insert("heartbeat_timeout".into(), Json::from(10));
+    map.insert("handshake_timeout".into(), Json::from(10));
+    map.insert("max_queue".into(), Json::from(64_u64 << 20));
+    map.insert("max_unauthenticated".into(), Json::from(512));
     map
 }
 
-/// The low-level options of reference §5.4 (`aemp set OPTION VALUE`).
-pub const OPTIONS: [&str; 7] = [
+/// The low-level options (`aemp set OPTION VALUE`): AEMP's seven of reference §5.4, then
+/// aemp's failure-handling limits (see the fields of [`Settings`]).
+pub const OPTIONS: [&str; 12] = [
     "monitor_timeout",
     "connect_interval",
     "framing_format",
@@ -39,6 +48,11 @@ pub const OPTIONS: [&str; 7] = [
     "auth_accept",
     "autocork",
     "nodelay",
+    "heartbeat_interval",
+    "heartbeat_timeout",
+    "handshake_timeout",
+    "max_queue",
+    "max_unauthenticated",
 ];
 
 /// Keys with a meaning besides [`OPTIONS`]; others are kept in [`Settings::extra`].
@@ -91,6 +105,21 @@ pub struct Settings {
     pub autocork: bool,
     /// `nodelay` (default true): `TCP_NODELAY` on connections.
     pub nodelay: bool,
+    /// `heartbeat_interval` (aemp only, default 1 s): how often a connection to another aemp
+    /// node carries a heartbeat ([`NodeBuilder::heartbeat_interval`]).
+    pub heartbeat_interval: Duration,
+    /// `heartbeat_timeout` (aemp only, default 10 s): a link to an aemp node that sent
+    /// nothing for this long is closed ([`NodeBuilder::heartbeat_timeout`]).
+    pub heartbeat_timeout: Duration,
+    /// `handshake_timeout` (aemp only, default 10 s): how long a connection may take to
+    /// authenticate ([`NodeBuilder::handshake_timeout`]).
+    pub handshake_timeout: Duration,
+    /// `max_queue` (aemp only, default 64 MiB): bytes that may wait to be sent to one node
+    /// ([`NodeBuilder::max_queue`]).
+    pub max_queue: usize,
+    /// `max_unauthenticated` (aemp only, default 512): inbound connections that may be in
+    /// their handshake at once ([`NodeBuilder::max_unauthenticated`]).
+    pub max_unauthenticated: usize,
     /// Keys aemp does not know, kept as they were (Perl files may carry extra keys).
     pub extra: Map<String, Json>,
 }
@@ -136,6 +165,12 @@ impl Settings {
                 .ok_or_else(|| key_error(key, "missing".into()))?;
             duration(v).map_err(|r| key_error(key, r))
         };
+        let number = |key: &str| -> Result<usize, ConfigError> {
+            let v = map
+                .get(key)
+                .ok_or_else(|| key_error(key, "missing".into()))?;
+            count(v).map_err(|r| key_error(key, r))
+        };
         let flag = |key: &str| -> Result<bool, ConfigError> {
             map.get(key)
                 .map_or(Ok(false), |v| boolean(v).map_err(|r| key_error(key, r)))
@@ -160,6 +195,17 @@ impl Settings {
         for key in extra.keys() {
             tracing::debug!(profile, key, "config key not used by aemp, ignored");
         }
+        let heartbeat_interval = seconds("heartbeat_interval")?;
+        let heartbeat_timeout = seconds("heartbeat_timeout")?;
+        if heartbeat_timeout <= heartbeat_interval {
+            return Err(key_error(
+                "heartbeat_timeout",
+                format!(
+                    "must be longer than heartbeat_interval ({} s)",
+                    heartbeat_interval.as_secs_f64()
+                ),
+            ));
+        }
         Ok(Self {
             profile: profile.to_owned(),
             node_id,
@@ -175,6 +221,11 @@ impl Settings {
             auth_accept,
             autocork: flag("autocork")?,
             nodelay: flag("nodelay")?,
+            heartbeat_interval,
+            heartbeat_timeout,
+            handshake_timeout: seconds("handshake_timeout")?,
+            max_queue: number("max_queue")?,
+            max_unauthenticated: number("max_unauthenticated")?,
             extra,
         })
     }
@@ -222,7 +273,12 @@ impl Settings {
             .framings(self.framings.clone())
             .auth_offer(self.auth_offer.clone())
             .auth_accept(self.auth_accept.clone())
-            .nodelay(self.nodelay);
+            .nodelay(self.nodelay)
+            .heartbeat_interval(self.heartbeat_interval)
+            .heartbeat_timeout(self.heartbeat_timeout)
+            .handshake_timeout(self.handshake_timeout)
+            .max_queue(self.max_queue)
+            .max_unauthenticated(self.max_unauthenticated);
         if let Some(secret) = &self.secret {
             builder = builder.secret(secret.as_bytes());
         }
@@ -292,7 +348,8 @@ impl Settings {
                 source,
             })?;
         let fail = |error: ConfigError| {
-            node.shutdown();
+            // In the background: the caller only needs the error.
+            drop(node.shutdown());
             error
         };
         if let Err(e) = setup(&node) {
@@ -352,129 +409,4 @@ pub fn hostname() -> String {
         .or_else(|| std::env::var("HOSTNAME").ok().filter(|s| !s.is_empty()))
         .or_else(|| std::env::var("COMPUTERNAME").ok().filter(|s| !s.is_empty()))
         .unwrap_or_else(|| "localhost".to_owned())
-}
-
-/// A string, or a number written as one (Perl does not distinguish).
-fn scalar_string(v: &Json) -> Option<String> {
-    match v {
-        Json::String(s) => Some(s.clone()),
-        Json::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-fn optional_string(map: &Map<String, Json>, key: &str) -> Result<Option<String>, String> {
-    match map.get(key) {
-        None | Some(Json::Null) => Ok(None),
-        Some(v) => scalar_string(v)
-            .map(Some)
-            .ok_or_else(|| "must be a string".to_owned()),
-    }
-}
-
-/// An array of strings, each possibly a comma-separated list; a single string is a list.
-fn string_list(v: &Json) -> Result<Vec<String>, String> {
-    match v {
-        Json::String(s) => Ok(split_list(s)),
-        Json::Array(items) => {
-            let mut out = Vec::new();
-            for item in items {
-                let s = scalar_string(item).ok_or_else(|| format!("{item} is not a string"))?;
-                out.extend(split_list(&s));
-            }
-            Ok(out)
-        }
-        _ => Err("must be an array of strings".to_owned()),
-    }
-}
-
-/// Splits a comma-separated list (reference §5.5: any list entry may hold several), trimmed,
-/// without empty parts: `"a, b,,c"` → `["a", "b", "c"]`.
-pub fn split_list(s: &str) -> Vec<String> {
-    s.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
-fn services(v: &Json) -> Result<Vec<Service>, String> {
-    let Json::Array(items) = v else {
-        return Err("must be an array of names or [name, args...] arrays".to_owned());
-    };
-    items
-        .iter()
-        .map(|item| match item {
-            Json::String(name) => Ok(Service {
-                name: name.clone(),
-                args: Vec::new(),
-            }),
-            Json::Array(call) => {
-                let (name, args) = call
-                    .split_first()
-                    .ok_or_else(|| "an empty service array".to_owned())?;
-                let name = name
-                    .as_str()
-                    .ok_or_else(|| format!("service name {name} is not a string"))?;
-                let args = args
-                    .iter()
-                    .map(|a| serde_json::from_value::<Value>(a.clone()).map_err(|e| e.to_string()))
-                    .collect::<Result<_, _>>()?;
-                Ok(Service {
-                    name: name.to_owned(),
-                    args,
-                })
-            }
-            other => Err(format!("{other} is not a service name or array")),
-        })
-        .collect()
-}
-
-/// Seconds as a number or a numeric string, positive and finite.
-fn duration(v: &Json) -> Result<Duration, String> {
-    let secs = match v {
-        Json::Number(n) => n.as_f64(),
-        Json::String(s) => s.trim().parse::<f64>().ok(),
-        _ => None,
-    }
-    .ok_or_else(|| format!("{v} is not a number of seconds"))?;
-    if secs.is_nan() || secs <= 0.0 {
-        return Err(format!("{v} must be more than 0 seconds"));
-    }
-    Duration::try_from_secs_f64(secs).map_err(|_| format!("{v} is too large"))
-}
-
-/// Perl truth values, plus the words `true`/`false`/`yes`/`no` that the command line writes.
-fn boolean(v: &Json) -> Result<bool, String> {
-    match v {
-        Json::Null => Ok(false),
-        Json::Bool(b) => Ok(*b),
-        Json::Number(n) => Ok(n.as_f64() != Some(0.0)),
-        Json::String(s) => match s.trim() {
-            "" | "0" | "false" | "no" | "off" => Ok(false),
-            "1" | "true" | "yes" | "on" => Ok(true),
-            _ => Err(format!("{v} is not a boolean (true/false, 1/0)")),
-        },
-        _ => Err(format!("{v} is not a boolean")),
-    }
-}
-
-/// A list of protocol names. Perl's `storable` framing is skipped (aemp does not speak it);
-/// any other unknown name is an error (a typo would otherwise silently weaken the list).
-fn names<T: std::str::FromStr>(map: &Map<String, Json>, key: &str) -> Result<Vec<T>, String> {
-    let list = match map.get(key) {
-        Some(v @ (Json::Array(_) | Json::String(_))) => string_list(v)?,
-        _ => return Err("must be an array of names".to_owned()),
-    };
-    let mut out = Vec::new();
-    for name in &list {
-        match name.parse() {
-            Ok(v) => out.push(v),
-            Err(_) if name == "storable" => {
-                tracing::debug!(key, name, "not spoken by aemp, skipped");
-            }
-            Err(_) => return Err(format!("unknown name {name:?}")),
-        }
-    }
-    Ok(out)
 }

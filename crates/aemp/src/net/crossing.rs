@@ -27,7 +27,7 @@ pub(super) struct AttemptGuard {
 impl Drop for AttemptGuard {
     fn drop(&mut self) {
         if let Some(node) = &self.node
-            && let Some(link) = self.shared.net.links().get_mut(node)
+            && let Some(link) = self.shared.net.table().links.get_mut(node)
         {
             link.attempts.retain(|a| a.id != self.id);
         }
@@ -55,8 +55,11 @@ pub(super) fn approve(
     id: u64,
     direction: Direction,
 ) -> Verdict {
-    let mut links = shared.net.links();
-    let link = links.entry(node.clone()).or_default();
+    if shared.net.is_closing() {
+        return Verdict::Refuse("node shutting down");
+    }
+    let mut table = shared.net.table();
+    let link = table.link(node);
     if link.up.is_some() {
         // "a node with that ID already has an established transport" (§4.2).
         return Verdict::Refuse("already connected");
@@ -112,8 +115,12 @@ pub(super) fn register(
     session: &aemp_proto::handshake::Session,
     dialled: Option<SocketAddr>,
 ) -> Registration {
-    let mut links = shared.net.links();
-    let link = links.entry(peer.clone()).or_default();
+    if shared.net.is_closing() {
+        return Registration::Refuse("node shutting down");
+    }
+    let max_queue = shared.net.limits.max_queue;
+    let mut table = shared.net.table();
+    let link = table.link(peer);
     if link.up.is_some() {
         return Registration::Refuse("already connected");
     }
@@ -122,10 +129,15 @@ pub(super) fn register(
         return Registration::Wait;
     }
     link.attempts.retain(|a| a.id != attempt.id);
-    let conn = Arc::new(Conn::new(session.send_framing, link.drained.clone()));
+    let conn = Arc::new(Conn::new(
+        session.send_framing,
+        link.drained.clone(),
+        max_queue,
+    ));
     link.generation += 1;
+    link.queued_bytes = 0;
     for (port, msg) in std::mem::take(&mut link.queue) {
-        conn.push(&port, &msg);
+        conn.push(port.name(), &msg);
     }
     link.up = Some(conn.clone());
     link.dialing = false;

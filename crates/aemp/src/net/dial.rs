@@ -25,11 +25,15 @@ pub(super) async fn dial(weak: std::sync::Weak<Shared>, node: NodeId) {
             return;
         };
         let (addr, interval) = {
-            let mut links = shared.net.links();
-            let Some(link) = links.get_mut(&node) else {
+            let mut table = shared.net.table();
+            let Some(link) = table.links.get_mut(&node) else {
                 return;
             };
-            if link.up.is_some() || link.queue.is_empty() || link.addrs.is_empty() {
+            if link.up.is_some()
+                || link.queue.is_empty()
+                || link.addrs.is_empty()
+                || shared.net.is_closing()
+            {
                 link.dialing = false;
                 return;
             }
@@ -41,7 +45,7 @@ pub(super) async fn dial(weak: std::sync::Weak<Shared>, node: NodeId) {
         tokio::spawn(async move {
             match TcpStream::connect(addr).await {
                 Ok(stream) => {
-                    if let Err(e) = connection(shared2, stream, Direction::Dial).await {
+                    if let Err(e) = connection(shared2, stream, Direction::Dial, None).await {
                         tracing::debug!(%addr, error = %e, "dial ended");
                     }
                 }
@@ -56,8 +60,8 @@ pub(super) async fn dial(weak: std::sync::Weak<Shared>, node: NodeId) {
 /// `interval = connect_interval`, shortened so every address is tried within
 /// `monitor_timeout`; at least 0.4 s (reference §4.12).
 pub(super) fn attempt_interval(net: &Net, addresses: usize) -> Duration {
-    let mut interval = net.connect_interval;
-    let spare = net.monitor_timeout.saturating_sub(interval);
+    let mut interval = net.limits.connect_interval;
+    let spare = net.limits.monitor_timeout.saturating_sub(interval);
     let per_address = spare / u32::try_from(addresses.max(1)).unwrap_or(u32::MAX);
     if per_address < interval {
         interval = per_address;
@@ -66,12 +70,20 @@ pub(super) fn attempt_interval(net: &Net, addresses: usize) -> Duration {
 }
 
 /// Dials `addr`; resolves with the peer's node ID once the connection is up.
+///
+/// # Errors
+///
+/// [`NetError::ShuttingDown`] once the node is shutting down; any failure to connect or
+/// authenticate.
 pub(crate) async fn connect(shared: Arc<Shared>, addr: SocketAddr) -> Result<NodeId, NetError> {
+    if shared.net.is_closing() {
+        return Err(NetError::ShuttingDown);
+    }
     let stream = TcpStream::connect(addr).await?;
     let (tx, rx) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
         let mut tx = Some(tx);
-        let result = connection_with(shared, stream, Direction::Dial, &mut tx).await;
+        let result = connection_with(shared, stream, Direction::Dial, None, &mut tx).await;
         match tx.take() {
             // Never established: the caller learns why.
             Some(tx) => {
@@ -79,7 +91,7 @@ pub(crate) async fn connect(shared: Arc<Shared>, addr: SocketAddr) -> Result<Nod
             }
             None => {
                 if let Err(e) = result {
-                    tracing::info!(error = %e, "connection ended");
+                    tracing::debug!(%addr, error = %e, "connection ended");
                 }
             }
         }

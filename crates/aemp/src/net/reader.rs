@@ -1,6 +1,7 @@
 //! A connection's reader: decodes frames into dispatcher jobs.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use aemp_proto::framing::{Frame, FrameDecoder, Framing};
 use aemp_proto::{NodeId, PortId};
@@ -8,26 +9,64 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::NetError;
+use super::conn::Conn;
+use super::heartbeat::{self, Beat, Heartbeat};
 use super::inbox::Inbox;
 use crate::dispatch::Job;
 use crate::kernel;
 use crate::node::{LocalKey, Shared};
 
-/// Reads and dispatches messages until the connection ends.
+/// What a reader needs to know about its connection.
+pub(super) struct ReadSide<'a> {
+    pub(super) shared: &'a Arc<Shared>,
+    pub(super) peer: &'a NodeId,
+    /// Where pongs go, and round trips are recorded.
+    pub(super) conn: &'a Conn,
+    pub(super) framing: Framing,
+    /// Heartbeats agreed with the peer: then silence for `timeout` ends the link.
+    pub(super) heartbeat: Option<Heartbeat>,
+}
+
+/// Reads and dispatches messages until the connection ends: `Ok` at the peer's EOF.
+///
+/// # Errors
+///
+/// A read error, a frame that does not decode, [`NetError::HeartbeatTimeout`].
 pub(super) async fn read_loop(
-    shared: &Arc<Shared>,
-    peer: &NodeId,
+    side: ReadSide<'_>,
     mut rd: impl AsyncRead + Unpin,
     mut buf: BytesMut,
-    framing: Framing,
 ) -> Result<(), NetError> {
-    let mut decoder = FrameDecoder::new(framing, shared.net.max_message);
+    let ReadSide {
+        shared,
+        peer,
+        conn,
+        framing,
+        heartbeat,
+    } = side;
+    let mut decoder = FrameDecoder::new(framing, shared.net.limits.max_message);
     let inbox = Arc::new(Inbox::default());
     // The jobs of one read, kept for its allocation.
     let mut jobs = Vec::new();
+    // When we last heard from the peer (or stopped waiting for our own dispatcher).
+    let mut heard = Instant::now();
     loop {
         let before = buf.len();
         while let Some(frame) = decoder.decode(&mut buf)? {
+            if heartbeat.is_some()
+                && frame.port.is_empty()
+                && let Some(beat) = heartbeat::beat_of(&frame)
+            {
+                match beat {
+                    Beat::Ping(t) => {
+                        conn.push_control("", &heartbeat::pong(t));
+                    }
+                    Beat::Pong(t) => {
+                        conn.record_round_trip(heartbeat::round_trip(shared.net.epoch, t));
+                    }
+                }
+                continue;
+            }
             if let Some(job) = inbound(shared, peer, frame) {
                 jobs.push(job);
             }
@@ -36,14 +75,24 @@ pub(super) async fn read_loop(
             inbox
                 .hand_over(shared, &mut jobs, before - buf.len())
                 .await?;
+            // The wait for a busy dispatcher is not the peer's silence: what it sent
+            // meanwhile is in the socket, unread.
+            heard = Instant::now();
         }
         if buf.capacity() - buf.len() < READ_SPARE {
             // Read in large chunks: one read carries many messages.
             buf.reserve(READ_CHUNK);
         }
-        if rd.read_buf(&mut buf).await? == 0 {
+        let read = match heartbeat {
+            Some(hb) => tokio::time::timeout_at((heard + hb.timeout).into(), rd.read_buf(&mut buf))
+                .await
+                .map_err(|_| NetError::HeartbeatTimeout)??,
+            None => rd.read_buf(&mut buf).await?,
+        };
+        if read == 0 {
             return Ok(());
         }
+        heard = Instant::now();
     }
 }
 

@@ -1,25 +1,44 @@
-//! A connection's writer task: writes whatever the senders encoded since its last write.
+//! A connection's writer task: writes whatever the senders encoded since its last write, and
+//! keeps the link alive (heartbeats to aemp peers, `[]` to idle Perl peers).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::conn::Conn;
-use super::tls;
 use tokio::io::AsyncWriteExt;
 
-/// Writes everything queued on the connection, many messages per write.
-pub(super) async fn write_loop(mut wr: tls::Writer, conn: Arc<Conn>, keepalive: Option<Duration>) {
+use super::conn::{Conn, Pushed};
+use super::heartbeat::{self, Keepalive};
+use super::tls;
+
+/// Writes everything queued on the connection, many messages per write, until the
+/// connection closes (`Ok`) or a write fails (the connection task then ends the link).
+pub(super) async fn write_loop(
+    mut wr: tls::Writer,
+    conn: Arc<Conn>,
+    keepalive: Keepalive,
+) -> std::io::Result<()> {
     let mut bytes: Vec<u8> = Vec::with_capacity(WRITE_CHUNK);
+    let mut next_ping = Instant::now();
     loop {
+        if let Keepalive::Heartbeat { every, epoch } = keepalive {
+            // Due pings go out with whatever is queued, busy or not: they measure the round
+            // trip and show the peer we are alive.
+            let now = Instant::now();
+            if now >= next_ping {
+                conn.push_control("", &heartbeat::ping(epoch));
+                next_ping = now + every;
+            }
+        }
         {
             let mut q = conn.outbox();
             std::mem::swap(&mut q.bytes, &mut bytes);
             q.messages = 0;
             q.writer_busy = !bytes.is_empty();
+            q.in_flight = bytes.len();
         }
         if bytes.is_empty() {
-            if conn.closed.load(std::sync::atomic::Ordering::Acquire) {
-                return;
+            if conn.is_closed() {
+                return Ok(());
             }
             // A burst may have grown both buffers: give that memory back once the connection
             // has been idle a while (not at once: a streaming sender would regrow them).
@@ -36,42 +55,34 @@ pub(super) async fn write_loop(mut wr: tls::Writer, conn: Arc<Conn>, keepalive: 
                     q.bytes = Vec::new();
                 }
             }
-            match keepalive {
-                // "listener-less node: write timeout monitor_timeout; on expiry writes []"
-                // (reference §4.11), so TCP notices a dead peer on an idle link.
-                Some(idle) => {
-                    if tokio::time::timeout(idle, conn.notify.notified())
-                        .await
-                        .is_err()
-                    {
-                        let mut q = conn.outbox();
-                        if !q.bytes.is_empty() {
-                            // A sender queued something meanwhile: that is traffic enough.
-                            continue;
-                        }
-                        q.writer_busy = true;
-                        drop(q);
-                        conn.framing.encode_keepalive(&mut bytes);
-                    } else {
-                        continue;
-                    }
+            let wake = match keepalive {
+                Keepalive::Heartbeat { .. } => next_ping,
+                Keepalive::Idle(idle) => {
+                    conn.outbox().last_write.unwrap_or_else(Instant::now) + idle
                 }
-                None => {
+            };
+            let woken = tokio::time::timeout_at(wake.into(), conn.notify.notified()).await;
+            if woken.is_err()
+                && let Keepalive::Idle(idle) = keepalive
+                && conn.outbox().last_write.is_none_or(|t| t.elapsed() >= idle)
+            {
+                // "listener-less node: write timeout monitor_timeout; on expiry writes []"
+                // (reference §4.11), and we do it for every Perl peer, more often, so TCP
+                // always has recent data to time out on when the peer is gone.
+                if conn.push_keepalive() != Pushed::Queued {
+                    // Closing: wait for the connection task to stop us.
                     conn.notify.notified().await;
-                    continue;
                 }
             }
+            continue;
         }
         // Everything the senders queued since the last write, in one write.
-        if let Err(e) = write_bytes(&mut wr, &bytes).await {
-            // A dead writer must end the connection, not leave a half-open one behind.
-            tracing::info!(error = %e, "write failed");
-            conn.hang_up.notify_one();
-            return;
-        }
+        // A failed write ends the connection, never leaving a half-open one behind.
+        write_bytes(&mut wr, &bytes).await?;
         {
             let mut q = conn.outbox();
             q.writer_busy = false;
+            q.in_flight = 0;
             q.last_write = Some(Instant::now());
         }
         bytes.clear();
@@ -80,7 +91,7 @@ pub(super) async fn write_loop(mut wr: tls::Writer, conn: Arc<Conn>, keepalive: 
 }
 
 /// Writes all of `bytes`.
-pub(super) async fn write_bytes(wr: &mut tls::Writer, bytes: &[u8]) -> std::io::Result<()> {
+async fn write_bytes(wr: &mut tls::Writer, bytes: &[u8]) -> std::io::Result<()> {
     match wr {
         tls::Writer::Plain(socket) => {
             let mut done = 0;
@@ -104,11 +115,11 @@ pub(super) async fn write_bytes(wr: &mut tls::Writer, bytes: &[u8]) -> std::io::
 }
 
 /// The capacity a connection's write buffer starts with.
-pub(super) const WRITE_CHUNK: usize = 64 * 1024;
+const WRITE_CHUNK: usize = 64 * 1024;
 
 /// A write buffer larger than this is given back when the connection has been idle for
 /// [`SHRINK_AFTER`].
-pub(super) const MAX_IDLE_BUFFER: usize = 4 << 20;
+const MAX_IDLE_BUFFER: usize = 4 << 20;
 
 /// How long a connection must be idle before its grown write buffers are given back.
-pub(super) const SHRINK_AFTER: Duration = Duration::from_millis(500);
+const SHRINK_AFTER: Duration = Duration::from_millis(500);

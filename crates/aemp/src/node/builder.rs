@@ -16,6 +16,7 @@ use tokio::sync::mpsc::unbounded_channel;
 use super::{Node, Shared};
 use crate::dispatch::{self, Core};
 use crate::error::NodeError;
+use crate::net::Limits;
 
 /// Builds and starts a [`Node`].
 #[derive(Debug, Default)]
@@ -25,8 +26,9 @@ pub struct NodeBuilder {
     dispatcher: Dispatcher,
     secret: Option<Vec<u8>>,
     binds: Vec<SocketAddr>,
-    monitor_timeout: Option<Duration>,
-    connect_interval: Option<Duration>,
+    /// Timeouts and bounds of the transport.
+    limits: Limits,
+    handshake_timeout: Option<Duration>,
     framings: Option<Vec<Framing>>,
     auth_offer: Option<Vec<AuthMethod>>,
     auth_accept: Option<Vec<AuthMethod>>,
@@ -95,17 +97,70 @@ impl NodeBuilder {
         self
     }
 
-    /// How long messages for an unreachable node are kept, and how long a handshake may take
-    /// (AEMP's `monitor_timeout`, default 30 s).
+    /// How long messages for an unreachable node are kept before its monitors fire with
+    /// `unable to connect` (AEMP's `monitor_timeout`, default 30 s). Also the TCP user
+    /// timeout of every connection (unacknowledged data fails the link after this long) and
+    /// how long an unused node stays in the node table.
     pub fn monitor_timeout(mut self, timeout: Duration) -> Self {
-        self.monitor_timeout = Some(timeout);
+        self.limits.monitor_timeout = timeout;
         self
     }
 
     /// Spacing of connection attempts to a node with known addresses (AEMP's
     /// `connect_interval`, default 2 s).
     pub fn connect_interval(mut self, interval: Duration) -> Self {
-        self.connect_interval = Some(interval);
+        self.limits.connect_interval = interval;
+        self
+    }
+
+    /// How often a link to another aemp node carries a heartbeat (default 1 s; the faster
+    /// of the two nodes sets the pace). To Perl nodes, which have no heartbeats, `[]` is
+    /// written after this long without other writes. See
+    /// [`heartbeat_timeout`](Self::heartbeat_timeout).
+    pub fn heartbeat_interval(mut self, interval: Duration) -> Self {
+        self.limits.heartbeat_interval = interval;
+        self
+    }
+
+    /// A link to another aemp node that brought nothing, not even a heartbeat, for this long
+    /// is closed: its monitors fire with `["transport_error", node, "heartbeat timeout"]`
+    /// (default 10 s; must be longer than the heartbeat interval). This is how a hung
+    /// (stopped) peer or a cut network is detected. A busy dispatcher on our side never
+    /// counts as the peer's silence.
+    pub fn heartbeat_timeout(mut self, timeout: Duration) -> Self {
+        self.limits.heartbeat_timeout = timeout;
+        self
+    }
+
+    /// How long a connection may take to authenticate (default 10 s); a peer that has not
+    /// finished its handshake by then is disconnected.
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = Some(timeout);
+        self
+    }
+
+    /// The most bytes that may wait to be sent to one node (default 64 MiB). A message that
+    /// would pass it closes the link instead: the queued messages are dropped and every
+    /// monitor of that node fires with `["transport_error", node, "send queue overflow"]`.
+    /// Bulk senders stay below it with [`Node::wait_queue_below`].
+    pub fn max_queue(mut self, bytes: usize) -> Self {
+        self.limits.max_queue = bytes;
+        self
+    }
+
+    /// The most inbound connections that may be in their handshake at once (default 512).
+    /// Beyond it, a new connection replaces the oldest one that has waited a second or more,
+    /// or is closed at once.
+    pub fn max_unauthenticated(mut self, connections: usize) -> Self {
+        self.limits.max_unauthenticated = connections;
+        self
+    }
+
+    /// The most entries of the record of remote ports this node reported dead (default
+    /// 262,144; about 40 bytes each). See the crate docs on "no false death" for what
+    /// happens beyond it.
+    pub fn max_dead_ports(mut self, entries: usize) -> Self {
+        self.limits.max_dead_ports = entries;
         self
     }
 
@@ -161,8 +216,10 @@ impl NodeBuilder {
     /// [`NodeError::InvalidId`] for a node ID that breaks the rules of [`NodeId`];
     /// [`NodeError::NoRuntime`] outside a tokio runtime; [`NodeError::Random`] if the
     /// operating system's random source fails; [`NodeError::Cert`] if the certificate PEM
-    /// is unusable.
+    /// is unusable; [`NodeError::Option`] for a timeout or limit that cannot work (zero, or a
+    /// heartbeat timeout not longer than the interval).
     pub fn start(self) -> Result<Node, NodeError> {
+        let limits = self.checked_limits()?;
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| NodeError::NoRuntime)?;
         let mut random = [0_u8; 12];
         getrandom::fill(&mut random).map_err(|e| NodeError::Random(e.to_string()))?;
@@ -172,10 +229,9 @@ impl NodeBuilder {
             Some(id) => id.to_owned(),
         };
         let id = NodeId::new(&id).map_err(NodeError::InvalidId)?;
-        let monitor_timeout = self.monitor_timeout.unwrap_or(DEFAULT_MONITOR_TIMEOUT);
         let mut handshake = HandshakeConfig::new(id.clone());
         handshake.secret = self.secret.map(Secret::new);
-        handshake.timeout = monitor_timeout;
+        handshake.timeout = self.handshake_timeout.unwrap_or(DEFAULT_HANDSHAKE_TIMEOUT);
         if let Some(framings) = self.framings {
             handshake.framings = framings;
         }
@@ -192,11 +248,7 @@ impl NodeBuilder {
             }
             None => None,
         };
-        let mut net = crate::net::Net::new(
-            handshake,
-            monitor_timeout,
-            self.connect_interval.unwrap_or(DEFAULT_CONNECT_INTERVAL),
-        );
+        let mut net = crate::net::Net::new(handshake, limits);
         if let Some(tls) = tls {
             net = net.with_tls(tls);
         }
@@ -214,6 +266,7 @@ impl NodeBuilder {
                 runtime: runtime.clone(),
                 net,
                 global: crate::global::Global::new(self.seeds),
+                calls: crate::time::PendingCalls::default(),
             }),
         };
         let core = Core::new(node.clone(), rx);
@@ -234,6 +287,7 @@ impl NodeBuilder {
                 reason: e.to_string(),
             })?;
         }
+        crate::net::start_sweeper(&node.shared);
         // Link ports with every node that comes up, and seeding (reference §6.4).
         crate::global::start(&node);
         crate::prelude::offer_default(&node);
@@ -241,8 +295,50 @@ impl NodeBuilder {
     }
 }
 
-/// AEMP's default `monitor_timeout`.
-const DEFAULT_MONITOR_TIMEOUT: Duration = Duration::from_secs(30);
+impl NodeBuilder {
+    /// The limits, checked: nothing zero, the heartbeat timeout longer than the interval.
+    fn checked_limits(&self) -> Result<Limits, NodeError> {
+        let l = self.limits;
+        let bad = |option: &'static str, reason: &str| {
+            Err(NodeError::Option {
+                option,
+                reason: reason.to_owned(),
+            })
+        };
+        let durations = [
+            ("monitor_timeout", l.monitor_timeout),
+            ("connect_interval", l.connect_interval),
+            ("heartbeat_interval", l.heartbeat_interval),
+            ("heartbeat_timeout", l.heartbeat_timeout),
+            (
+                "handshake_timeout",
+                self.handshake_timeout.unwrap_or(DEFAULT_HANDSHAKE_TIMEOUT),
+            ),
+        ];
+        for (option, d) in durations {
+            if d.is_zero() {
+                return bad(option, "must be more than 0 seconds");
+            }
+        }
+        let counts = [
+            ("max_queue", l.max_queue),
+            ("max_unauthenticated", l.max_unauthenticated),
+            ("max_dead_ports", l.max_dead_ports),
+        ];
+        for (option, n) in counts {
+            if n == 0 {
+                return bad(option, "must be more than 0");
+            }
+        }
+        if l.heartbeat_timeout <= l.heartbeat_interval {
+            return bad(
+                "heartbeat_timeout",
+                "must be longer than heartbeat_interval",
+            );
+        }
+        Ok(l)
+    }
+}
 
-/// AEMP's default `connect_interval`.
-const DEFAULT_CONNECT_INTERVAL: Duration = Duration::from_secs(2);
+/// How long a handshake may take by default.
+const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);

@@ -1,6 +1,9 @@
 //! The network side of [`Node`]: other nodes, connections, flow control, shutdown.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use aemp_proto::NodeId;
@@ -91,7 +94,9 @@ impl Node {
     /// Where other nodes listen, as announced over Global links (`addr`, `nodes`): node ID
     /// and its listeners as written, sorted by node ID.
     pub fn node_addresses(&self) -> Vec<(NodeId, Vec<String>)> {
-        self.shared.global.addresses()
+        let mut known = self.shared.global.addresses();
+        known.retain(|(node, _)| self.shared.net.knows(node));
+        known
     }
 
     /// The addresses this node listens on.
@@ -116,12 +121,79 @@ impl Node {
         self.shared.net.tls.sessions()
     }
 
-    /// Stops the node once the work sent before this call is done: its ports are dropped
-    /// (their monitors do not fire) and later work is discarded.
-    pub fn shutdown(&self) {
-        self.enqueue(Job::Shutdown);
+    /// Stops the node gracefully and resolves when it is done:
+    ///
+    /// 1. its listeners close, and it dials and accepts nothing more;
+    /// 2. the work sent before this call runs (later work is discarded), then its ports are
+    ///    dropped (their monitors on this node do not fire);
+    /// 3. calls still waiting for a reply fail with [`CallError::Shutdown`];
+    /// 4. what is queued for connected nodes is written, for up to 3 s
+    ///    ([`shutdown_within`](Self::shutdown_within) sets another deadline);
+    /// 5. every connection is closed, so the peers see this node down at once (their
+    ///    monitors on its ports fire with `transport_error`).
+    ///
+    /// The shutdown goes on if the future is dropped; calling it again only waits for it.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), aemp::NodeError> {
+    /// let node = aemp::Node::builder().start()?;
+    /// node.shutdown().await;
+    /// assert!(node.listen_addrs().is_empty());
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// [`CallError::Shutdown`]: crate::CallError::Shutdown
+    pub fn shutdown(&self) -> Shutdown {
+        self.shutdown_within(DEFAULT_FLUSH)
+    }
+
+    /// [`shutdown`](Self::shutdown), allowing `flush` for the work sent before it and the
+    /// writing of queued messages.
+    pub fn shutdown_within(&self, flush: Duration) -> Shutdown {
+        if self.shared.net.begin_close() {
+            self.enqueue(Job::Shutdown);
+            let shared = self.shared.clone();
+            self.shared.runtime.spawn(async move {
+                crate::net::shutdown(shared.clone(), flush).await;
+                shared.net.shut_down.send_replace(true);
+            });
+        }
+        let mut done = self.shared.net.shut_down.subscribe();
+        Shutdown(Box::pin(async move {
+            // An error means the node is gone, which is done too.
+            let _ = done.wait_for(|done| *done).await;
+        }))
+    }
+
+    /// The last heartbeat round-trip time to `node`: `None` if it is not connected or does
+    /// not answer heartbeats (a Perl node), or none was measured yet.
+    pub fn round_trip(&self, node: &NodeId) -> Option<Duration> {
+        self.shared.net.round_trip(node)
     }
 }
+
+/// Resolves when a node's shutdown is done ([`Node::shutdown`]). The shutdown runs whether
+/// or not this is awaited: drop it to shut down in the background.
+pub struct Shutdown(Pin<Box<dyn Future<Output = ()> + Send + 'static>>);
+
+impl Future for Shutdown {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.0.as_mut().poll(cx)
+    }
+}
+
+impl std::fmt::Debug for Shutdown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Shutdown(..)")
+    }
+}
+
+/// How long [`Node::shutdown`] waits for queued work to be done and written.
+const DEFAULT_FLUSH: Duration = Duration::from_secs(3);
 
 /// A node came up or went down (see [`Node::monitor_nodes`]).
 #[derive(Clone, Debug, PartialEq)]

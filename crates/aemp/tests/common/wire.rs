@@ -48,11 +48,12 @@ pub(crate) fn unique(prefix: &str) -> String {
 }
 
 /// Starts a listening node on 127.0.0.1 with the capture secret.
-pub(crate) fn listening_node(monitor_timeout: Duration) -> Node {
+pub(crate) fn listening_node(timeout: Duration) -> Node {
     Node::builder()
         .id(unique("rust"))
         .secret(SECRET)
-        .monitor_timeout(monitor_timeout)
+        .monitor_timeout(timeout)
+        .handshake_timeout(timeout)
         .bind("127.0.0.1:0".parse::<SocketAddr>().unwrap())
         .start()
         .unwrap()
