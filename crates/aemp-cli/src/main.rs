@@ -376,11 +376,21 @@ enum Edit {
 }
 
 fn main() -> ExitCode {
+    let args = cmd::args::expand(std::env::args().skip(1).collect());
+    // `aemp run` is a node an operator watches: warnings (refused handshakes, lost links,
+    // heartbeat timeouts, overflows) show by default. The other commands print their own
+    // results and errors. RUST_LOG overrides both.
+    let default = match args.as_deref().ok().and_then(<[String]>::first) {
+        Some(first) if first == "run" => tracing::Level::WARN,
+        _ => tracing::Level::ERROR,
+    };
+    let filter = tracing_subscriber::EnvFilter::builder()
+        .with_default_directive(default.into())
+        .from_env_lossy();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
-    let args = cmd::args::expand(std::env::args().skip(1).collect());
     let args = match args {
         Ok(args) => args,
         Err(e) => {

@@ -194,6 +194,12 @@ impl Children {
             .arg(profile)
             .args(pairs)
             .env("AEMP_RC", rc)
+            // The demo reports what happens itself; the nodes' warnings (the lost link to
+            // the node it kills) would only interleave with it.
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "error".to_owned()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

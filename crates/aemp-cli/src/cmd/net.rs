@@ -89,7 +89,8 @@ pub(crate) fn run(profile: Option<String>, pairs: &[String]) -> Result<()> {
         use std::io::Write as _;
         std::io::stdout().flush()?;
         shutdown_signal().await?;
-        node.shutdown();
+        // Graceful: queued messages are written and every peer sees this node go down.
+        node.shutdown().await;
         eprintln!("node {} shut down", node.id());
         Ok(())
     })
@@ -165,7 +166,8 @@ where
             },
             None => work.await,
         };
-        node.shutdown();
+        // Closes the links, so the nodes we talked to see us gone at once.
+        node.shutdown_within(Duration::from_secs(1)).await;
         result
     })
 }
