@@ -438,6 +438,8 @@ fn addr_list(v: Option<&Value>) -> Vec<String> {
 
 /// Records where `id` listens and tells the transport.
 fn learn(node: &Node, id: &NodeId, addrs: &[String]) {
+    // Known from now on (a listener-less node too), until unused for monitor_timeout.
+    node.shared.net.note(id);
     for a in addrs {
         match a.parse::<SocketAddr>() {
             Ok(addr) => node.add_address(id, addr),

@@ -275,6 +275,12 @@ impl Net {
         self.table().links.contains_key(node)
     }
 
+    /// Puts `node` in the link table (it was heard of), where it stays until it has been
+    /// unused for `monitor_timeout`.
+    pub(crate) fn note(&self, node: &NodeId) {
+        self.table().link(node);
+    }
+
     /// Messages waiting to be written to `node` (queued while connecting, or not yet taken
     /// by the writer), and the notifier signalled when that number shrinks.
     pub(crate) fn queued(&self, node: &NodeId) -> (usize, Option<Arc<Notify>>) {

@@ -142,9 +142,10 @@ pub(super) fn beat_of(frame: &Frame) -> Option<Beat> {
 /// `SO_KEEPALIVE` and, where the system has it, `TCP_USER_TIMEOUT` = `monitor_timeout`.
 pub(super) fn set_socket_options(stream: &TcpStream, limits: &Limits) -> std::io::Result<()> {
     let socket = socket2::SockRef::from(stream);
+    // The kernel counts keepalive times in whole seconds, at least one.
     let keepalive = socket2::TcpKeepalive::new()
-        .with_time(limits.heartbeat_timeout)
-        .with_interval(limits.heartbeat_interval);
+        .with_time(limits.heartbeat_timeout.max(Duration::from_secs(1)))
+        .with_interval(limits.heartbeat_interval.max(Duration::from_secs(1)));
     socket.set_tcp_keepalive(&keepalive)?;
     #[cfg(any(target_os = "linux", target_os = "android", target_os = "fuchsia"))]
     socket.set_tcp_user_timeout(Some(limits.monitor_timeout))?;
