@@ -9,6 +9,7 @@ use clap::Subcommand;
 
 mod child;
 mod connect;
+mod flood;
 mod remote;
 mod rtt;
 mod serve;
@@ -113,6 +114,19 @@ enum Which {
         #[arg(long, default_value_t = 200)]
         rounds: u64,
     },
+    /// Memory of a sender flooding a stopped peer: a child process is stopped (SIGSTOP) and
+    /// sent 1 KiB messages as fast as possible; the send queue to it must overflow at
+    /// `--max-queue` (its monitor fires) and this process's peak resident size stay near it.
+    ///
+    /// Example: `aemp bench flood --seconds 5 --json`
+    Flood {
+        /// How long to flood.
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+        /// The sender's `max_queue`, in bytes.
+        #[arg(long, default_value_t = 64 << 20)]
+        max_queue: usize,
+    },
     /// The child side of the network benchmarks (started by them, not by hand).
     #[command(hide = true)]
     Serve {
@@ -133,6 +147,7 @@ pub(crate) fn run(args: &Args) -> Result<()> {
         } => return remote::run(framing, size, messages, window, args.json),
         Which::Rtt { size, rounds } => return rtt::run(size, rounds, args.json),
         Which::Connect { rounds } => return connect::run(rounds, args.json),
+        Which::Flood { seconds, max_queue } => return flood::run(seconds, max_queue, args.json),
         Which::Serve { framing } => return serve::run(framing),
         Which::Ports { ports } if std::env::var_os(PORTS_CHILD).is_none() => {
             if ports == 0 {
@@ -155,6 +170,7 @@ pub(crate) fn run(args: &Args) -> Result<()> {
             Which::Remote { .. }
             | Which::Rtt { .. }
             | Which::Connect { .. }
+            | Which::Flood { .. }
             | Which::Serve { .. } => Ok(()),
         }
     })

@@ -68,9 +68,20 @@ pub(super) enum Pushed {
 /// Senders encode on their own thread, so the writer only swaps the buffer out and writes
 /// it: the message (and its strings) is freed where it was allocated, the destination's
 /// `PortId` is never cloned, and the writer's thread stays free for the reader.
+///
+/// The bytes are kept in chunks of about [`CHUNK`]: a contiguous buffer growing by doubling
+/// would, behind a stalled peer, hold about twice `max_queue` at its last reallocation (and
+/// the allocator may keep the smaller old copies mapped a while longer).
 #[derive(Default)]
 pub(super) struct Outbox {
+    /// The chunk being filled.
     pub(super) bytes: Vec<u8>,
+    /// Full chunks, oldest first, written before `bytes`.
+    pub(super) full: Vec<Vec<u8>>,
+    /// Bytes in `full`.
+    pub(super) full_bytes: usize,
+    /// Empty chunks the writer gave back, for reuse.
+    pub(super) spare: Vec<Vec<u8>>,
     /// How many messages `bytes` holds (for flow control).
     pub(super) messages: usize,
     /// The writer task is writing bytes it took from here: nobody else may write.
@@ -82,6 +93,13 @@ pub(super) struct Outbox {
     /// The connection is closing: later messages are dropped.
     refusing: bool,
 }
+
+/// The size of an outbox chunk: a new one is started when the current one holds this much.
+pub(super) const CHUNK: usize = 1 << 20;
+
+/// Room a chunk has beyond [`CHUNK`], so the message that fills it does not make it grow
+/// (a reallocation would copy it and leave the old block to the allocator).
+const CHUNK_HEADROOM: usize = 64 * 1024;
 
 /// A sender writes its message to the socket itself (saving the writer task's wake-up, the
 /// latency of a request–reply exchange) only if the connection was idle this long: a
@@ -135,13 +153,22 @@ impl Conn {
         if q.refusing {
             return Pushed::Closing;
         }
-        if q.bytes.len().saturating_add(q.in_flight) >= limit {
+        if q.bytes.len() + q.full_bytes + q.in_flight >= limit {
             q.refusing = true;
             drop(q);
             self.set_cause(Cause::Overflow);
             return Pushed::Overflow;
         }
-        let idle = q.bytes.is_empty() && !q.writer_busy;
+        if q.bytes.len() >= CHUNK {
+            let next = q
+                .spare
+                .pop()
+                .unwrap_or_else(|| Vec::with_capacity(CHUNK + CHUNK_HEADROOM));
+            let full = std::mem::replace(&mut q.bytes, next);
+            q.full_bytes += full.len();
+            q.full.push(full);
+        }
+        let idle = q.bytes.is_empty() && q.full.is_empty() && !q.writer_busy;
         encode(self.framing, &mut q.bytes);
         q.messages += 1;
         if idle
@@ -203,7 +230,7 @@ impl Conn {
     /// `true` if nothing waits to be written.
     pub(super) fn is_flushed(&self) -> bool {
         let q = self.outbox();
-        q.bytes.is_empty() && !q.writer_busy
+        q.bytes.is_empty() && q.full.is_empty() && !q.writer_busy
     }
 
     /// Remembers a heartbeat round trip.

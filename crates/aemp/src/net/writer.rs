@@ -18,6 +18,8 @@ pub(super) async fn write_loop(
     keepalive: Keepalive,
 ) -> std::io::Result<()> {
     let mut bytes: Vec<u8> = Vec::with_capacity(WRITE_CHUNK);
+    // Full chunks taken with `bytes` (written before it), and emptied ones to give back.
+    let mut full: Vec<Vec<u8>> = Vec::new();
     let mut next_ping = Instant::now();
     loop {
         if let Keepalive::Heartbeat { every, epoch } = keepalive {
@@ -31,12 +33,14 @@ pub(super) async fn write_loop(
         }
         {
             let mut q = conn.outbox();
+            std::mem::swap(&mut q.full, &mut full);
             std::mem::swap(&mut q.bytes, &mut bytes);
             q.messages = 0;
-            q.writer_busy = !bytes.is_empty();
-            q.in_flight = bytes.len();
+            q.in_flight = q.full_bytes + bytes.len();
+            q.full_bytes = 0;
+            q.writer_busy = q.in_flight > 0;
         }
-        if bytes.is_empty() {
+        if bytes.is_empty() && full.is_empty() {
             if conn.is_closed() {
                 return Ok(());
             }
@@ -54,6 +58,7 @@ pub(super) async fn write_loop(
                 if q.bytes.is_empty() {
                     q.bytes = Vec::new();
                 }
+                q.spare = Vec::new();
             }
             let wake = match keepalive {
                 Keepalive::Heartbeat { .. } => next_ping,
@@ -76,14 +81,23 @@ pub(super) async fn write_loop(
             }
             continue;
         }
-        // Everything the senders queued since the last write, in one write.
-        // A failed write ends the connection, never leaving a half-open one behind.
+        // Everything the senders queued since the last write, in one write per chunk. A
+        // failed write ends the connection, never leaving a half-open one behind.
+        for chunk in &full {
+            write_bytes(&mut wr, chunk).await?;
+        }
         write_bytes(&mut wr, &bytes).await?;
         {
             let mut q = conn.outbox();
             q.writer_busy = false;
             q.in_flight = 0;
             q.last_write = Some(Instant::now());
+            for mut chunk in full.drain(..) {
+                if q.spare.len() < SPARE_CHUNKS && chunk.capacity() <= 2 * super::conn::CHUNK {
+                    chunk.clear();
+                    q.spare.push(chunk);
+                }
+            }
         }
         bytes.clear();
         conn.drained.notify_waiters();
@@ -113,6 +127,9 @@ async fn write_bytes(wr: &mut tls::Writer, bytes: &[u8]) -> std::io::Result<()> 
         }
     }
 }
+
+/// Emptied outbox chunks kept for reuse (a streaming sender refills them at once).
+const SPARE_CHUNKS: usize = 4;
 
 /// The capacity a connection's write buffer starts with.
 const WRITE_CHUNK: usize = 64 * 1024;

@@ -76,6 +76,26 @@ impl Served {
     }
 }
 
+impl Served {
+    /// The child's process ID.
+    pub(super) fn pid(&self) -> u32 {
+        self.process.id()
+    }
+}
+
+/// Sends `signal` (`STOP`, `CONT`, ...) to process `pid` with `kill(1)`.
+pub(super) fn signal(pid: u32, signal: &str) -> Result<()> {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .with_context(|| format!("running kill -{signal}"))?;
+    if !status.success() {
+        bail!("kill -{signal} {pid} failed");
+    }
+    Ok(())
+}
+
 impl Drop for Served {
     fn drop(&mut self) {
         reap(&mut self.process);
