@@ -164,6 +164,9 @@ pub enum NetError {
     /// This node closed the connection ([`Node::disconnect`](crate::Node::disconnect)).
     #[error("connection closed by this node")]
     ClosedLocally,
+    /// The peer said it is shutting down (an aemp peer's last frame).
+    #[error("peer shut down")]
+    PeerShutDown,
     /// This node is shutting down ([`Node::shutdown`](crate::Node::shutdown)).
     #[error("node shutting down")]
     ShuttingDown,

@@ -39,6 +39,8 @@ pub(crate) struct Conn {
     max_queue: usize,
     /// The last heartbeat round trip in microseconds (0: none yet).
     rtt_micros: AtomicU64,
+    /// The peer takes heartbeat frames (an aemp node), so it understands a goodbye.
+    heartbeats: AtomicBool,
 }
 
 /// Why this side closes a connection.
@@ -119,6 +121,7 @@ impl Conn {
             direct: OnceLock::new(),
             max_queue,
             rtt_micros: AtomicU64::new(0),
+            heartbeats: AtomicBool::new(false),
         }
     }
 
@@ -231,6 +234,18 @@ impl Conn {
     pub(super) fn is_flushed(&self) -> bool {
         let q = self.outbox();
         q.bytes.is_empty() && q.full.is_empty() && !q.writer_busy
+    }
+
+    /// Notes that the peer takes heartbeat frames.
+    pub(super) fn set_heartbeats(&self) {
+        self.heartbeats.store(true, Ordering::Release);
+    }
+
+    /// Queues the goodbye after everything queued so far, if the peer understands it.
+    pub(super) fn say_goodbye(&self) {
+        if self.heartbeats.load(Ordering::Acquire) {
+            self.push_control("", &super::heartbeat::bye());
+        }
     }
 
     /// Remembers a heartbeat round trip.

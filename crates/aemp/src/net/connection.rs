@@ -227,6 +227,9 @@ async fn data_phase(
     shared.net.tls.record(tls_role, session.auth);
     let limits = shared.net.limits;
     let heartbeat = heartbeat::negotiate(&session.peer_greeting, &limits);
+    if heartbeat.is_some() {
+        conn.set_heartbeats();
+    }
     tracing::info!(
         node = %peer,
         ?peer_addr,
@@ -268,7 +271,7 @@ async fn data_phase(
         Err(e) => e.to_string(),
     };
     match &result {
-        Err(NetError::ClosedLocally | NetError::ShuttingDown) => {
+        Err(NetError::ClosedLocally | NetError::ShuttingDown | NetError::PeerShutDown) => {
             tracing::info!(node = %peer, ?peer_addr, reason = text, "link closed");
         }
         Err(NetError::QueueOverflow) => tracing::warn!(

@@ -14,6 +14,10 @@
 //!   `TCP_USER_TIMEOUT` to `monitor_timeout`: data unacknowledged that long (a dead host, a
 //!   cut network) fails the link. `SO_KEEPALIVE` is on as well, as Perl sets it.
 //!
+//! - **Shutting down**, a node sends `["", "aemp_bye"]` to its aemp peers after its last
+//!   message, so they log the link's end as a shutdown, not a failure; the reason their
+//!   monitors get is `["transport_error", node, "peer shut down"]`.
+//!
 //! These frames never reach the dispatcher: the reader handles them.
 
 use std::time::{Duration, Instant};
@@ -35,6 +39,9 @@ const PING: &str = "aemp_ping";
 /// The answer to a [`PING`], echoing its timestamp.
 const PONG: &str = "aemp_pong";
 
+/// The last frame of a node that shuts down: the link's end is no failure.
+const BYE: &str = "aemp_bye";
+
 /// Heartbeats agreed with a peer.
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
 pub(super) struct Heartbeat {
@@ -51,6 +58,8 @@ pub(super) enum Beat {
     Ping(u64),
     /// Our ping's timestamp, echoed.
     Pong(u64),
+    /// The peer is shutting down; nothing follows.
+    Bye,
 }
 
 /// How a writer keeps the link alive.
@@ -126,15 +135,20 @@ pub(super) fn round_trip(epoch: Instant, t: u64) -> Duration {
     Duration::from_micros(micros_since(epoch).saturating_sub(t))
 }
 
+/// The goodbye of a node that shuts down.
+pub(super) fn bye() -> Message {
+    Message::from([Value::from(BYE)])
+}
+
 /// The heartbeat in `frame`, if it is one.
 pub(super) fn beat_of(frame: &Frame) -> Option<Beat> {
-    if !frame.port.is_empty() || frame.message.len() != 2 {
+    if !frame.port.is_empty() {
         return None;
     }
-    let t = frame.message[1].as_u64()?;
-    match frame.message[0].as_str()? {
-        PING => Some(Beat::Ping(t)),
-        PONG => Some(Beat::Pong(t)),
+    match (&frame.message[..], frame.message.first()?.as_str()?) {
+        ([_], BYE) => Some(Beat::Bye),
+        ([_, t], PING) => Some(Beat::Ping(t.as_u64()?)),
+        ([_, t], PONG) => Some(Beat::Pong(t.as_u64()?)),
         _ => None,
     }
 }
@@ -222,6 +236,15 @@ mod tests {
             Some(Beat::Ping(_))
         ));
         assert_eq!(beat_of(&frame("", pong(7))), Some(Beat::Pong(7)));
+        assert_eq!(beat_of(&frame("", bye())), Some(Beat::Bye));
+        assert_eq!(
+            beat_of(&frame(
+                "",
+                Message::from([Value::from(BYE), Value::from(1)])
+            )),
+            None
+        );
+        assert_eq!(beat_of(&frame("", Message::empty())), None);
         assert_eq!(beat_of(&frame("p", pong(7))), None);
         assert_eq!(
             beat_of(&frame("", Message::from([Value::from(PING)]))),

@@ -19,11 +19,18 @@ use crate::node::Shared;
 
 /// Binds a listener and accepts connections until the node shuts down.
 pub(crate) fn listen(shared: &Arc<Shared>, addr: SocketAddr) -> std::io::Result<SocketAddr> {
-    let std_listener = std::net::TcpListener::bind(addr)?;
-    std_listener.set_nonblocking(true)?;
-    let local = std_listener.local_addr()?;
     let _context = shared.runtime.enter();
-    let listener = TcpListener::from_std(std_listener)?;
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    // A deep accept queue: with the usual 128, a burst of connections (a flood, or many
+    // nodes starting at once) makes every further connect wait for SYN retransmits.
+    let listener = socket.listen(BACKLOG)?;
+    let local = listener.local_addr()?;
     shared
         .net
         .listening
@@ -117,6 +124,9 @@ fn out_of_resources(e: &std::io::Error) -> bool {
     matches!(e.raw_os_error(), Some(ENOMEM | ENFILE | EMFILE | ENOBUFS))
         || e.kind() == std::io::ErrorKind::OutOfMemory
 }
+
+/// The accept queue's length (the kernel caps it at `net.core.somaxconn`).
+const BACKLOG: u32 = 4096;
 
 /// The first pause after an accept error.
 const MIN_BACKOFF: Duration = Duration::from_millis(5);

@@ -64,6 +64,15 @@ pub(super) async fn read_loop(
                     Beat::Pong(t) => {
                         conn.record_round_trip(heartbeat::round_trip(shared.net.epoch, t));
                     }
+                    Beat::Bye => {
+                        // Everything it sent is decoded; hand it over before ending.
+                        if !jobs.is_empty() {
+                            inbox
+                                .hand_over(shared, &mut jobs, before - buf.len())
+                                .await?;
+                        }
+                        return Err(NetError::PeerShutDown);
+                    }
                 }
                 continue;
             }

@@ -33,7 +33,10 @@ pub(crate) async fn shutdown(shared: Arc<Shared>, flush: Duration) {
         let table = shared.net.table();
         table.links.values().filter_map(|l| l.up.clone()).collect()
     };
-    // Write what is queued, while the deadline allows.
+    // Write what is queued, then a goodbye, while the deadline allows.
+    for conn in &conns {
+        conn.say_goodbye();
+    }
     loop {
         if conns.iter().all(|c| c.is_flushed() || c.is_closed()) {
             break;
