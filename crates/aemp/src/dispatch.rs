@@ -497,7 +497,6 @@ impl Core {
             .send_remote(&PortId::node_port(node.clone()), Message::new(values));
     }
 
-    /// The connection to `node` is gone (or never came): every monitor on its ports fires.
     /// A connection to `node` came up.
     pub(crate) fn node_up(&mut self, node: &NodeId) {
         if self.up.insert(node.clone()) {
@@ -525,6 +524,7 @@ impl Core {
         }
     }
 
+    /// The connection to `node` is gone (or never came): every monitor on its ports fires.
     ///
     /// `actions` are the monitors the transport took from the lost link (their ports are
     /// recorded as dead already).

@@ -630,3 +630,42 @@ async fn crlf_lines_an_empty_nonce_and_extra_auth_fields_are_accepted() {
     let echo = wire.frame_to("e").await;
     assert_eq!(echo.message, json_msg(text));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_perl_peer_gets_no_heartbeats_but_keepalives_on_an_idle_link() {
+    let node = Node::builder()
+        .id(wire::unique("rust"))
+        .secret(SECRET)
+        .heartbeat_interval(Duration::from_millis(200))
+        .heartbeat_timeout(Duration::from_secs(2))
+        .bind("127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap())
+        .start()
+        .unwrap();
+    let addr = node.listen_addrs()[0];
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let mut wire = Wire::new(stream, Framing::Json);
+    let view = perl_handshake(&mut wire, &perl_line1(PERL, addr), SECRET).await;
+    // Offered in the greeting (Perl ignores key=value pairs it does not know)...
+    assert_eq!(view.greeting.pair("heartbeat"), Some(Some("200,2000")));
+    send_global_link(&mut wire).await;
+    round_trip(&mut wire, "k1").await;
+    // ... but a Perl peer did not offer them back: `[]` when idle, never a ping.
+    let keepalive = wire
+        .frame_where(|f| f.port.is_empty() && f.message.is_empty())
+        .await;
+    assert_eq!(keepalive.message.len(), 0);
+    // A Perl node that is silent for longer than our heartbeat_timeout is not cut off:
+    // only TCP decides for Perl peers.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    round_trip(&mut wire, "k2").await;
+    assert!(node.up_nodes().iter().any(|n| n.as_str() == PERL));
+    assert!(
+        !wire.log.iter().any(|f| f
+            .message
+            .first()
+            .and_then(Value::as_str)
+            .is_some_and(|t| t.starts_with("aemp_"))),
+        "{:?}",
+        wire.log
+    );
+}

@@ -104,13 +104,6 @@ impl NodeProc {
         stdout.read_line(&mut line).unwrap();
         // Keep reading stdout so the child never blocks on it.
         std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
-        let mut proc = Self {
-            child: Some(child),
-            id: "unknown".parse().unwrap(),
-            addr: "127.0.0.1:1".parse().unwrap(),
-            pid,
-            log,
-        };
         let parsed = line
             .trim()
             .strip_prefix("node ")
@@ -118,13 +111,18 @@ impl NodeProc {
             .and_then(|(id, addrs)| {
                 Some((id.parse().ok()?, addrs.split(' ').next()?.parse().ok()?))
             });
-        match parsed {
-            Some((id, addr)) => {
-                proc.id = id;
-                proc.addr = addr;
-                proc
-            }
-            None => panic!("aemp run said {line:?}; stderr: {}", proc.log()),
+        let Some((id, addr)) = parsed else {
+            let _ = child.kill();
+            let _ = child.wait();
+            std::thread::sleep(Duration::from_millis(100));
+            panic!("aemp run said {line:?}; stderr: {}", log.lock().unwrap());
+        };
+        Self {
+            child: Some(child),
+            id,
+            addr,
+            pid,
+            log,
         }
     }
 

@@ -41,6 +41,12 @@ fn reads_the_perl_sample() {
     assert_eq!(seed.framings, [Framing::Cbor, Framing::Json]);
     assert_eq!(seed.auth_accept, [AuthMethod::TlsMd6, AuthMethod::HmacMd6]);
     assert!(seed.nodelay);
+    // aemp's failure-handling limits have defaults a Perl file never sets.
+    assert_eq!(seed.heartbeat_interval, Duration::from_secs(1));
+    assert_eq!(seed.heartbeat_timeout, Duration::from_secs(10));
+    assert_eq!(seed.handshake_timeout, Duration::from_secs(10));
+    assert_eq!(seed.max_queue, 64 << 20);
+    assert_eq!(seed.max_unauthenticated, 512);
     // "doomed" has a parent that does not exist: it contributes nothing.
     let doomed = file.settings("doomed", &[]).unwrap();
     assert_eq!(doomed.node_id, "doomed");
@@ -147,6 +153,28 @@ fn bad_values_name_profile_and_key() {
             "more than 0",
         ),
         (r#"{"nodelay": "maybe"}"#, "nodelay", "not a boolean"),
+        (
+            r#"{"heartbeat_timeout": 1}"#,
+            "heartbeat_timeout",
+            "longer than heartbeat_interval",
+        ),
+        (
+            r#"{"heartbeat_interval": 0}"#,
+            "heartbeat_interval",
+            "more than 0",
+        ),
+        (
+            r#"{"handshake_timeout": "x"}"#,
+            "handshake_timeout",
+            "not a number",
+        ),
+        (r#"{"max_queue": 0}"#, "max_queue", "more than 0"),
+        (r#"{"max_queue": 1.5}"#, "max_queue", "whole number"),
+        (
+            r#"{"max_unauthenticated": "many"}"#,
+            "max_unauthenticated",
+            "whole number",
+        ),
         (r#"{"binds": 5}"#, "binds", "array of strings"),
         (r#"{"seeds": [[1]]}"#, "seeds", "not a string"),
         (r#"{"nodeid": "a#b"}"#, "nodeid", "#"),
@@ -205,6 +233,28 @@ fn perl_values_are_understood() {
     assert!(!s.nodelay);
     assert_eq!(s.auth_accept.len(), 4);
     assert_eq!(s.services[0].args, [crate::Value::from(9)]);
+}
+
+#[test]
+fn failure_limits_from_the_file_reach_the_node() {
+    let file = ConfigFile::parse(
+        r#"{"heartbeat_interval": "0.25", "heartbeat_timeout": 3, "handshake_timeout": 4,
+            "max_queue": "1048576", "max_unauthenticated": 16}"#,
+    )
+    .unwrap();
+    let s = file.settings("p", &[]).unwrap();
+    assert_eq!(s.heartbeat_interval, Duration::from_millis(250));
+    assert_eq!(s.heartbeat_timeout, Duration::from_secs(3));
+    assert_eq!(s.handshake_timeout, Duration::from_secs(4));
+    assert_eq!(s.max_queue, 1 << 20);
+    assert_eq!(s.max_unauthenticated, 16);
+    // The builder takes them (an impossible pair would be refused at start).
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let _guard = rt.enter();
+    let mut s = s;
+    s.binds = Vec::new();
+    let node = s.start().unwrap();
+    drop(node.shutdown());
 }
 
 #[test]

@@ -211,7 +211,7 @@ async fn data_phase(
         match register(shared, &peer, &attempt, direction, &session, dialled) {
             Registration::Up(conn) => break conn,
             Registration::Refuse(reason) => {
-                tracing::debug!(node = %peer, ?peer_addr, reason, "second connection refused");
+                tracing::debug!(node = %peer, addr = %shown(peer_addr), reason, "second connection refused");
                 return Err(hs.refuse_peer(reason).into());
             }
             // The handshake timeout bounds the winner, so this wait ends.
@@ -232,7 +232,7 @@ async fn data_phase(
     }
     tracing::info!(
         node = %peer,
-        ?peer_addr,
+        addr = %shown(peer_addr),
         framing = %session.send_framing,
         auth = %session.auth,
         heartbeat = heartbeat.is_some(),
@@ -272,15 +272,15 @@ async fn data_phase(
     };
     match &result {
         Err(NetError::ClosedLocally | NetError::ShuttingDown | NetError::PeerShutDown) => {
-            tracing::info!(node = %peer, ?peer_addr, reason = text, "link closed");
+            tracing::info!(node = %peer, addr = %shown(peer_addr), reason = text, "link closed");
         }
         Err(NetError::QueueOverflow) => tracing::warn!(
             node = %peer,
-            ?peer_addr,
+            addr = %shown(peer_addr),
             max_queue = limits.max_queue,
             "link closed: send queue overflow (the peer reads too slowly or not at all)"
         ),
-        _ => tracing::warn!(node = %peer, ?peer_addr, reason = text, "link lost"),
+        _ => tracing::warn!(node = %peer, addr = %shown(peer_addr), reason = text, "link lost"),
     }
     lost(shared, &peer, Some(&conn), &text);
     result
@@ -294,6 +294,7 @@ fn log_handshake_failure(
     peer_addr: Option<SocketAddr>,
     node: Option<&NodeId>,
 ) {
+    let node = node.map_or("unknown", NodeId::as_str);
     let routine = match e {
         NetError::Handshake(
             HandshakeError::Refused { .. }
@@ -310,8 +311,13 @@ fn log_handshake_failure(
         _ => false,
     };
     if routine {
-        tracing::debug!(?peer_addr, ?node, ?direction, error = %e, "handshake ended");
+        tracing::debug!(addr = %shown(peer_addr), node, ?direction, error = %e, "handshake ended");
     } else {
-        tracing::warn!(?peer_addr, ?node, ?direction, error = %e, "handshake refused");
+        tracing::warn!(addr = %shown(peer_addr), node, ?direction, error = %e, "handshake refused");
     }
+}
+
+/// A peer address for the log.
+fn shown(addr: Option<SocketAddr>) -> String {
+    addr.map_or_else(|| "unknown".to_owned(), |a| a.to_string())
 }
