@@ -257,7 +257,7 @@ fn node_down(node: &Node, peer: &NodeId) {
         let mut state = node.shared.global.state();
         state.links.remove(peer);
         state.seedme.remove(peer);
-        // "down: … forget addr{N}" (reference §6.5): a node that left is not announced.
+        // As Perl's Global does on node-down: a node that left is not announced.
         state.addr.remove(peer);
         if state.master.as_ref() != Some(peer) {
             return;

@@ -40,6 +40,36 @@
 //! # }
 //! ```
 //!
+//! # When things fail
+//!
+//! aemp keeps two promises when peers fail:
+//!
+//! - **No silent holes.** Messages from one port to another arrive in order and without
+//!   gaps; when the link to the other node breaks, every monitor on that node's ports fires
+//!   with `["transport_error", node, text]` instead.
+//! - **No false death.** A remote port this node reported dead (its monitor fired for any
+//!   reason) stays dead *for this node*: later messages to it are dropped (logged at debug)
+//!   and a new monitor on it fires at once with the reason first reported, even if the link
+//!   comes back and the port lives on. A lost link records the ports its monitors watched
+//!   before they fire, so nothing sent after the loss reaches them. The record is bounded
+//!   ([`NodeBuilder::max_dead_ports`]).
+//!
+//! Failures are detected and bounded:
+//!
+//! | failure | detected by | how fast (defaults) |
+//! |---|---|---|
+//! | peer process killed, link reset | the socket | at once |
+//! | peer hung (stopped) or network cut, aemp peer | heartbeats | `heartbeat_timeout` (10 s) |
+//! | network cut, Perl peer | `[]` keepalives + `TCP_USER_TIMEOUT` | `monitor_timeout` (30 s) |
+//! | peer reads too slowly or not at all | `max_queue` (64 MiB) | when it is reached |
+//! | node unreachable | the give-up timer | `monitor_timeout` (30 s) |
+//! | peer shut down ([`Node::shutdown`]) | its goodbye / EOF | at once |
+//!
+//! A busy callback never makes a live peer look dead: heartbeats are sent and checked by
+//! each connection's reader and writer tasks, not by the dispatcher. The listener caps
+//! unauthenticated connections and backs off on accept errors; unused nodes are forgotten
+//! after `monitor_timeout`. The repository's `docs/failures.md` has the details.
+//!
 //! # Layout
 //!
 //! - `node`: [`Node`], [`NodeBuilder`]: creating ports, sending, killing, monitoring, spawn.

@@ -38,7 +38,7 @@ pub(super) fn builtin_defaults() -> Map<String, Json> {
     map
 }
 
-/// The low-level options (`aemp set OPTION VALUE`): AEMP's seven of reference §5.4, then
+/// The low-level options (`aemp set OPTION VALUE`): AEMP's seven, then
 /// aemp's failure-handling limits (see the fields of [`Settings`]).
 pub const OPTIONS: [&str; 12] = [
     "monitor_timeout",

@@ -1,5 +1,5 @@
 //! Reading config values as Perl writes them: numbers as strings, booleans as `0`/`1`/`""`,
-//! lists as comma-separated strings (reference §5.4).
+//! lists as comma-separated strings.
 
 use std::time::Duration;
 

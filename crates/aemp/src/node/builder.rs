@@ -157,8 +157,12 @@ impl NodeBuilder {
     }
 
     /// The most entries of the record of remote ports this node reported dead (default
-    /// 262,144; about 40 bytes each). See the crate docs on "no false death" for what
-    /// happens beyond it.
+    /// 262,144; about 40 bytes each; see [When things fail](crate#when-things-fail)).
+    ///
+    /// The record keeps, per node and port-name prefix, the dead counters as ranges. Past
+    /// the limit, the ranges of the node with the most entries are merged (ports between
+    /// ports reported dead count as dead too: errs towards death); if nothing can be merged,
+    /// the record of the node touched longest ago is forgotten, with a warning.
     pub fn max_dead_ports(mut self, entries: usize) -> Self {
         self.limits.max_dead_ports = entries;
         self
