@@ -1,7 +1,7 @@
 //! A connection's reader: decodes frames into dispatcher jobs.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use aemp_proto::framing::{Frame, FrameDecoder, Framing};
 use aemp_proto::{NodeId, PortId};
@@ -50,6 +50,11 @@ pub(super) async fn read_loop(
     let mut jobs = Vec::new();
     // When we last heard from the peer (or stopped waiting for our own dispatcher).
     let mut heard = Instant::now();
+    // The heartbeat deadline: one timer, moved forward only when it fires early (a timer
+    // per read would cost a registration for every read).
+    let silence = heartbeat.map_or(Duration::MAX, |hb| hb.timeout);
+    let deadline = tokio::time::sleep_until((heard + silence.min(FAR)).into());
+    tokio::pin!(deadline);
     loop {
         let before = buf.len();
         while let Some(frame) = decoder.decode(&mut buf)? {
@@ -93,10 +98,22 @@ pub(super) async fn read_loop(
             buf.reserve(READ_CHUNK);
         }
         let read = match heartbeat {
-            Some(hb) => tokio::time::timeout_at((heard + hb.timeout).into(), rd.read_buf(&mut buf))
-                .await
-                .map_err(|_| NetError::HeartbeatTimeout)??,
             None => rd.read_buf(&mut buf).await?,
+            Some(_) => loop {
+                tokio::select! {
+                    // Data first: a buffered read always wins over a due deadline.
+                    biased;
+                    // `read_buf` is cancel safe: losing the race reads nothing.
+                    read = rd.read_buf(&mut buf) => break read?,
+                    () = &mut deadline => {
+                        let due = heard + silence;
+                        if Instant::now() >= due {
+                            return Err(NetError::HeartbeatTimeout);
+                        }
+                        deadline.as_mut().reset(due.into());
+                    }
+                }
+            },
         };
         if read == 0 {
             return Ok(());
@@ -128,6 +145,10 @@ pub(super) fn inbound(shared: &Arc<Shared>, peer: &NodeId, frame: Frame) -> Opti
     let port = PortId::new(shared.id().clone(), &frame.port).ok()?;
     Some(Job::DeliverNamed(Box::new((port, frame.message))))
 }
+
+/// A deadline that never comes (for links without heartbeats; `Instant + Duration::MAX`
+/// would overflow).
+const FAR: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// Room kept free in a connection's read buffer before each read.
 pub(super) const READ_SPARE: usize = 16 * 1024;

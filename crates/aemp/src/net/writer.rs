@@ -21,6 +21,10 @@ pub(super) async fn write_loop(
     // Full chunks taken with `bytes` (written before it), and emptied ones to give back.
     let mut full: Vec<Vec<u8>> = Vec::new();
     let mut next_ping = Instant::now();
+    // One timer for the whole connection, moved only when it fires or a ping goes out (a
+    // timer per idle wait would cost a registration for every burst).
+    let timer = tokio::time::sleep_until(next_ping.into());
+    tokio::pin!(timer);
     loop {
         if let Keepalive::Heartbeat { every, epoch } = keepalive {
             // Due pings go out with whatever is queued, busy or not: they measure the round
@@ -29,6 +33,7 @@ pub(super) async fn write_loop(
             if now >= next_ping {
                 conn.push_control("", &heartbeat::ping(epoch));
                 next_ping = now + every;
+                timer.as_mut().reset(next_ping.into());
             }
         }
         {
@@ -60,23 +65,29 @@ pub(super) async fn write_loop(
                 }
                 q.spare = Vec::new();
             }
-            let wake = match keepalive {
-                Keepalive::Heartbeat { .. } => next_ping,
-                Keepalive::Idle(idle) => {
-                    conn.outbox().last_write.unwrap_or_else(Instant::now) + idle
-                }
-            };
-            let woken = tokio::time::timeout_at(wake.into(), conn.notify.notified()).await;
-            if woken.is_err()
-                && let Keepalive::Idle(idle) = keepalive
-                && conn.outbox().last_write.is_none_or(|t| t.elapsed() >= idle)
-            {
-                // "listener-less node: write timeout monitor_timeout; on expiry writes []"
-                // (reference §4.11), and we do it for every Perl peer, more often, so TCP
-                // always has recent data to time out on when the peer is gone.
-                if conn.push_keepalive() != Pushed::Queued {
-                    // Closing: wait for the connection task to stop us.
-                    conn.notify.notified().await;
+            tokio::select! {
+                biased;
+                () = conn.notify.notified() => {}
+                () = &mut timer => {
+                    // Heartbeats: the ping is due, the top of the loop sends it.
+                    if let Keepalive::Idle(idle) = keepalive {
+                        let last = conn.outbox().last_write;
+                        match last.map(|t| t + idle).filter(|due| *due > Instant::now()) {
+                            // Written meanwhile: wait for the rest of the idle time.
+                            Some(due) => timer.as_mut().reset(due.into()),
+                            None => {
+                                // "listener-less node: write timeout monitor_timeout; on
+                                // expiry writes []" (reference §4.11), and we do it for every
+                                // Perl peer, more often, so TCP always has recent data to
+                                // time out on when the peer is gone.
+                                timer.as_mut().reset((Instant::now() + idle).into());
+                                if conn.push_keepalive() != Pushed::Queued {
+                                    // Closing: wait for the connection task to stop us.
+                                    conn.notify.notified().await;
+                                }
+                            }
+                        }
+                    }
                 }
             }
             continue;
