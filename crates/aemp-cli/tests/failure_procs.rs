@@ -12,17 +12,16 @@
 mod procs;
 #[path = "common/rc.rs"]
 mod rc;
+#[path = "common/watch.rs"]
+mod watch;
 
 use std::net::TcpStream;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use aemp::{Message, Node, PortId, Reason, Value, msg};
+use aemp::Node;
 use procs::{NodeProc, SECRET, profile, unique};
 use rc::Rc;
-
-const WAIT: Duration = Duration::from_secs(10);
+use watch::{Stream, WAIT, heartbeat_death, info, monitored_echo, numbers};
 
 /// The watcher: heartbeats every 200 ms, a link silent for 2 s is dead.
 fn watcher() -> Node {
@@ -33,29 +32,6 @@ fn watcher() -> Node {
         .monitor_timeout(Duration::from_secs(10))
         .start()
         .unwrap()
-}
-
-/// Spawns `aemp::echo` on `peer` and monitors it; the monitor is in place when this returns
-/// (a round trip through the peer's node port after `mon1`).
-async fn monitored_echo(
-    node: &Node,
-    peer: &NodeProc,
-) -> (PortId, tokio::sync::oneshot::Receiver<Reason>) {
-    let echo = node
-        .spawn(&peer.id, "aemp::echo", Message::empty())
-        .unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    node.monitor(&echo, move |r| drop(tx.send(r))).detach();
-    let reply = node
-        .call(
-            &PortId::node_port(peer.id.clone()),
-            msg!["info"],
-            Some(WAIT),
-        )
-        .await
-        .unwrap();
-    assert_eq!(reply[0], Value::from(peer.id.as_str()));
-    (echo, rx)
 }
 
 #[test]
@@ -75,24 +51,10 @@ fn a_stopped_peer_is_detected_idle_and_loaded_and_stays_dead_after_it_resumes() 
         let timeout = Duration::from_secs(2);
 
         // Idle: nothing flows but heartbeats.
-        let (_echo, dead) = monitored_echo(&node, &peer).await;
+        let (_echo, dead) = monitored_echo(&node, &peer.id, None).await;
         let stopped = Instant::now();
         peer.signal("STOP");
-        let reason = tokio::time::timeout(timeout + WAIT, dead)
-            .await
-            .unwrap()
-            .unwrap();
-        let took = stopped.elapsed();
-        eprintln!("SIGSTOP, idle link: monitor fired after {took:?}");
-        assert_eq!(
-            reason.values()[2],
-            Value::from("heartbeat timeout"),
-            "{reason}"
-        );
-        assert!(
-            took <= timeout + Duration::from_secs(1),
-            "fired after {took:?}"
-        );
+        heartbeat_death(dead, stopped, timeout, "SIGSTOP, idle link").await;
         assert!(!node.node_is_up(&peer.id));
         peer.signal("CONT");
         // The stopped node sees the link gone when it runs again.
@@ -103,61 +65,14 @@ fn a_stopped_peer_is_detected_idle_and_loaded_and_stays_dead_after_it_resumes() 
         );
 
         // Loaded: 500 numbered messages a second through an echo back to us.
-        node.call(
-            &PortId::node_port(peer.id.clone()),
-            msg!["info"],
-            Some(WAIT),
-        )
-        .await
-        .unwrap();
-        let (echo, dead) = monitored_echo(&node, &peer).await;
-        let (tx, mut replies) = tokio::sync::mpsc::unbounded_channel::<u64>();
-        let back = node.port(move |m: Message| {
-            let _ = tx.send(m[0].as_u64().unwrap());
-        });
-        let sent = Arc::new(AtomicU64::new(0));
-        let fired_at = Arc::new(AtomicU64::new(u64::MAX));
-        {
-            let (sent, fired_at) = (sent.clone(), fired_at.clone());
-            node.monitor(&echo, move |_| {
-                fired_at.store(sent.load(Ordering::SeqCst), Ordering::SeqCst);
-            })
-            .detach();
-        }
-        let streamer = {
-            let (node, echo, back, sent) = (node.clone(), echo.clone(), back.clone(), sent.clone());
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(Duration::from_millis(2));
-                for _ in 0..2500 {
-                    tick.tick().await;
-                    let n = sent.fetch_add(1, Ordering::SeqCst);
-                    node.send(&echo, msg![back.to_string(), n]);
-                }
-            })
-        };
-        // Replies flow before the stop.
-        assert_eq!(
-            tokio::time::timeout(WAIT, replies.recv()).await.unwrap(),
-            Some(0)
-        );
+        info(&node, &peer.id).await;
+        let (echo, dead) = monitored_echo(&node, &peer.id, None).await;
+        let mut stream = Stream::start(&node, &echo, 2500, numbers(&node));
+        stream.flowing().await;
         let stopped = Instant::now();
         peer.signal("STOP");
-        let reason = tokio::time::timeout(timeout + WAIT, dead)
-            .await
-            .unwrap()
-            .unwrap();
-        let took = stopped.elapsed();
-        eprintln!("SIGSTOP, 500 msg/s: monitor fired after {took:?}");
-        assert_eq!(
-            reason.values()[2],
-            Value::from("heartbeat timeout"),
-            "{reason}"
-        );
-        assert!(
-            took <= timeout + Duration::from_secs(1),
-            "fired after {took:?}"
-        );
-        streamer.await.unwrap();
+        heartbeat_death(dead, stopped, timeout, "SIGSTOP, 500 msg/s").await;
+        let limit = stream.sent().await;
         peer.signal("CONT");
         assert!(
             peer.wait_for_log(&["WARN", "link lost", node.id().as_str()], 2, WAIT),
@@ -166,17 +81,9 @@ fn a_stopped_peer_is_detected_idle_and_loaded_and_stays_dead_after_it_resumes() 
         );
         // Reconnect and let the peer hand over whatever it still had for us: a round trip
         // after everything it read.
-        node.call(
-            &PortId::node_port(peer.id.clone()),
-            msg!["info"],
-            Some(WAIT),
-        )
-        .await
-        .unwrap();
-        let limit = fired_at.load(Ordering::SeqCst);
-        assert!(limit < 2500, "the monitor fired after the stream ended");
+        info(&node, &peer.id).await;
         let mut last = None;
-        while let Ok(n) = replies.try_recv() {
+        while let Ok(n) = stream.replies.try_recv() {
             assert!(last.is_none_or(|l| n > l), "reordered: {n} after {last:?}");
             assert!(
                 n < limit,
@@ -222,7 +129,7 @@ fn a_terminated_node_is_seen_down_at_once() {
             .start()
             .unwrap();
         node.connect(peer.addr).await.unwrap();
-        let (_echo, dead) = monitored_echo(&node, &peer).await;
+        let (_echo, dead) = monitored_echo(&node, &peer.id, None).await;
         let start = Instant::now();
         peer.signal("TERM");
         let reason = tokio::time::timeout(WAIT, dead).await.unwrap().unwrap();

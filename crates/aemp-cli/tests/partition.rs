@@ -12,17 +12,16 @@
 mod procs;
 #[path = "common/rc.rs"]
 mod rc;
+#[path = "common/watch.rs"]
+mod watch;
 
 use std::process::Command;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use aemp::{Message, Node, PortId, Reason, Value, msg};
+use aemp::{Node, PortId, msg};
 use procs::{NodeProc, SECRET, unique};
 use rc::Rc;
-
-const WAIT: Duration = Duration::from_secs(10);
+use watch::{Stream, WAIT, heartbeat_death, monitored_echo, numbers};
 
 /// A network namespace with one end of a veth pair; the other end stays here. Removed
 /// (with both ends) when dropped.
@@ -91,29 +90,6 @@ impl Drop for Netns {
     }
 }
 
-/// Spawns `aemp::echo` on the peer, links `back` to it (so `back` dies with it, and no
-/// late reply reaches it), and returns it with its monitor, in place.
-async fn echo(
-    node: &Node,
-    peer: &NodeProc,
-    back: &PortId,
-) -> (PortId, tokio::sync::oneshot::Receiver<Reason>) {
-    let echo = node
-        .spawn(&peer.id, "aemp::echo", Message::empty())
-        .unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    node.monitor(&echo, move |r| drop(tx.send(r))).detach();
-    node.monitor_link(&echo, back).detach();
-    node.call(
-        &PortId::node_port(peer.id.clone()),
-        msg!["info"],
-        Some(WAIT),
-    )
-    .await
-    .unwrap();
-    (echo, rx)
-}
-
 #[test]
 fn a_partition_is_detected_and_healed_without_false_death_or_holes() {
     let ns = match Netns::create() {
@@ -167,52 +143,16 @@ fn a_partition_is_detected_and_healed_without_false_death_or_holes() {
             .unwrap();
         node.connect(peer.addr).await.unwrap();
 
-        // A numbered stream through an echo on the other host, back to us.
-        let (tx, mut replies) = tokio::sync::mpsc::unbounded_channel::<u64>();
-        let back = node.port(move |m: Message| {
-            let _ = tx.send(m[0].as_u64().unwrap());
-        });
-        let (echo1, dead) = echo(&node, &peer, &back).await;
-        let sent = Arc::new(AtomicU64::new(0));
-        let fired_at = Arc::new(AtomicU64::new(u64::MAX));
-        {
-            let (sent, fired_at) = (sent.clone(), fired_at.clone());
-            node.monitor(&echo1, move |_| {
-                fired_at.store(sent.load(Ordering::SeqCst), Ordering::SeqCst);
-            })
-            .detach();
-        }
-        let streamer = {
-            let (node, echo1, back, sent) =
-                (node.clone(), echo1.clone(), back.clone(), sent.clone());
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(Duration::from_millis(2));
-                for _ in 0..2000 {
-                    tick.tick().await;
-                    let n = sent.fetch_add(1, Ordering::SeqCst);
-                    node.send(&echo1, msg![back.to_string(), n]);
-                }
-            })
-        };
-        assert_eq!(
-            tokio::time::timeout(WAIT, replies.recv()).await.unwrap(),
-            Some(0)
-        );
+        // A numbered stream through an echo on the other host, back to a port of ours that
+        // dies with the echo, so no late reply reaches it.
+        let (back, replies) = numbers(&node);
+        let (echo1, dead) = monitored_echo(&node, &peer.id, Some(&back)).await;
+        let mut stream = Stream::start(&node, &echo1, 2000, (back, replies));
+        stream.flowing().await;
 
         let cut = Instant::now();
         ns.set_link("down");
-        let reason = tokio::time::timeout(WAIT, dead).await.unwrap().unwrap();
-        let took = cut.elapsed();
-        eprintln!("partition: monitor fired after {took:?}");
-        assert_eq!(
-            reason.values()[2],
-            Value::from("heartbeat timeout"),
-            "{reason}"
-        );
-        assert!(
-            took <= timeout + Duration::from_secs(1),
-            "fired after {took:?}"
-        );
+        let reason = heartbeat_death(dead, cut, timeout, "partition").await;
         assert!(!node.node_is_up(&peer.id));
         // The other side detects it too, on its own.
         assert!(
@@ -224,14 +164,13 @@ fn a_partition_is_detected_and_healed_without_false_death_or_holes() {
             "{}",
             peer.log()
         );
-        streamer.await.unwrap();
-        // Before the cut: a prefix of the stream, in order, without holes.
-        let mut expected = 0;
-        while let Ok(n) = replies.try_recv() {
+        let limit = stream.sent().await;
+        // Before the cut: a prefix of the stream, in order, without holes (0 came first).
+        let mut expected = 1;
+        while let Ok(n) = stream.replies.try_recv() {
             assert_eq!(n, expected, "a hole or reordering before the cut");
             expected += 1;
         }
-        let limit = fired_at.load(Ordering::SeqCst);
         assert!(
             expected <= limit,
             "{expected} replies, monitor fired at {limit}"
@@ -264,11 +203,8 @@ fn a_partition_is_detected_and_healed_without_false_death_or_holes() {
         );
 
         // After the heal: a new stream, complete and in order.
-        let (tx, mut replies) = tokio::sync::mpsc::unbounded_channel::<u64>();
-        let back2 = node.port(move |m: Message| {
-            let _ = tx.send(m[0].as_u64().unwrap());
-        });
-        let (echo2, _dead2) = echo(&node, &peer, &back2).await;
+        let (back2, mut replies) = numbers(&node);
+        let (echo2, _dead2) = monitored_echo(&node, &peer.id, Some(&back2)).await;
         for n in 0..500_u64 {
             node.send(&echo2, msg![back2.to_string(), n]);
         }

@@ -299,6 +299,33 @@ pub fn format_name(prefix: &str, counter: u64) -> String {
     name
 }
 
+/// Decodes the counter part of a name made by [`format_name`] (base 62, no leading zeros):
+/// `None` for anything `format_name` never writes.
+///
+/// ```
+/// use aemp_proto::id::{format_name, parse_counter};
+/// let name = format_name("P", 12345);
+/// assert_eq!(parse_counter(name.strip_prefix("P.").unwrap()), Some(12345));
+/// assert_eq!(parse_counter("01"), None);
+/// ```
+pub fn parse_counter(digits: &str) -> Option<u64> {
+    if digits.is_empty() || digits.len() > 11 {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for b in digits.bytes() {
+        let d = match b {
+            b'0'..=b'9' => b - b'0',
+            b'A'..=b'Z' => b - b'A' + 10,
+            b'a'..=b'z' => b - b'a' + 36,
+            _ => return None,
+        };
+        n = n.checked_mul(62)?.checked_add(u64::from(d))?;
+    }
+    // format_name never writes leading zeros; a name with them is not one of ours.
+    (digits.len() == 1 || !digits.starts_with('0')).then_some(n)
+}
+
 /// Encodes bytes as a big-endian integer in base 62 (digits `0-9A-Za-z`), as Perl's
 /// `alnumbits` does with Math::GMP.
 pub fn base62(bytes: &[u8; 12]) -> String {
@@ -394,6 +421,20 @@ pub const MAX_ID_LEN: usize = 1024;
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn base62_counters_round_trip() {
+        use super::{format_name, parse_counter};
+        for n in [0_u64, 1, 61, 62, 12345, u64::from(u32::MAX), u64::MAX] {
+            let name = format_name("P", n);
+            let digits = name.strip_prefix("P.").unwrap();
+            assert_eq!(parse_counter(digits), Some(n), "{name}");
+        }
+        assert_eq!(parse_counter("01"), None);
+        assert_eq!(parse_counter(""), None);
+        assert_eq!(parse_counter("a-b"), None);
+        assert_eq!(parse_counter("zzzzzzzzzzzz"), None);
+    }
+
     use super::*;
 
     #[test]

@@ -525,7 +525,7 @@ impl Shared {
         match name
             .strip_prefix(self.prefix.as_str())
             .and_then(|rest| rest.strip_prefix('.'))
-            .and_then(parse_base62)
+            .and_then(aemp_proto::id::parse_counter)
         {
             Some(key) => LocalKey::Own(key),
             None => LocalKey::Foreign,
@@ -601,42 +601,5 @@ impl Shared {
         ]);
         msg.extend(args);
         self.send_remote(&PortId::node_port(port.node().clone()), msg);
-    }
-}
-
-/// Decodes the base-62 counter of a generated port name.
-fn parse_base62(s: &str) -> Option<u64> {
-    if s.is_empty() || s.len() > 11 {
-        return None;
-    }
-    let mut n: u64 = 0;
-    for b in s.bytes() {
-        let d = match b {
-            b'0'..=b'9' => b - b'0',
-            b'A'..=b'Z' => b - b'A' + 10,
-            b'a'..=b'z' => b - b'a' + 36,
-            _ => return None,
-        };
-        n = n.checked_mul(62)?.checked_add(u64::from(d))?;
-    }
-    // format_name never writes leading zeros; a name with them is not one of ours.
-    (s.len() == 1 || !s.starts_with('0')).then_some(n)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn base62_counters_round_trip() {
-        for n in [0_u64, 1, 61, 62, 12345, u64::from(u32::MAX), u64::MAX] {
-            let name = format_name("P", n);
-            let digits = name.strip_prefix("P.").unwrap();
-            assert_eq!(parse_base62(digits), Some(n), "{name}");
-        }
-        assert_eq!(parse_base62("01"), None);
-        assert_eq!(parse_base62(""), None);
-        assert_eq!(parse_base62("a-b"), None);
-        assert_eq!(parse_base62("zzzzzzzzzzzz"), None);
     }
 }

@@ -282,19 +282,7 @@ fn split(name: &str) -> Option<(&str, Style, u64)> {
         }
         return Some((prefix, Style::Letters, n));
     }
-    if digits.len() > 1 && digits.starts_with('0') {
-        return None;
-    }
-    let mut n: u64 = 0;
-    for b in digits.bytes() {
-        let d = match b {
-            b'0'..=b'9' => b - b'0',
-            b'A'..=b'Z' => b - b'A' + 10,
-            b'a'..=b'z' => b - b'a' + 36,
-            _ => return None,
-        };
-        n = n.checked_mul(62)?.checked_add(u64::from(d))?;
-    }
+    let n = aemp_proto::id::parse_counter(digits)?;
     Some((prefix, Style::Base62, n))
 }
 
